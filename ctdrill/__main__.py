@@ -1,0 +1,5 @@
+"""Allows `python -m ctdrill`."""
+
+from ctdrill.cli.app import main
+
+main()

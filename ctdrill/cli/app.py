@@ -1,0 +1,37 @@
+"""The `ctdrill` command: sub-commands are registered here and live in their own modules."""
+
+from __future__ import annotations
+
+import typer
+
+from ctdrill import __version__
+from ctdrill.cli import lab_cmd
+from ctdrill.cli.demo_cmd import demo
+from ctdrill.cli.observe_cmd import observe
+
+app = typer.Typer(
+    name="ctdrill",
+    help="Safe failure drills against the Linux connection-tracking table (nf_conntrack).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(lab_cmd.app, name="lab")
+app.command()(observe)
+app.command()(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ctdrill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Safe failure drills against the Linux connection-tracking table (nf_conntrack)."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,99 @@
+"""Render the lab's Ansible inventories (pure): one per transport.
+
+Both are standard YAML inventories that ansible-playbook accepts as they are. The
+`ctdrill_*` variables tell ctdrill how to reach each host for telemetry and which
+host owns the kernel-wide knobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ctdrill.lab.topology import GATEWAY_TABLE, LabPlan
+
+GROUP_OF_ROLE = {"client": "clients", "gw": "gateways", "venue": "venues"}
+KERNEL_OWNER_HOST = "kernel"
+
+
+def python_wrapper_path(plan: LabPlan, role: str) -> Path:
+    return plan.state_dir / "bin" / f"python-{role}"
+
+
+def render_python_wrapper(netns: str, python: str) -> str:
+    """A script Ansible can use as interpreter: it runs python inside the namespace."""
+    return f'#!/bin/sh\nexec ip netns exec {netns} {python} "$@"\n'
+
+
+def _common_vars(plan: LabPlan) -> dict[str, Any]:
+    return {
+        "ctdrill_lab": plan.name,
+        "ctdrill_target_networks": list(plan.target_networks),
+        "ctdrill_gateway_table": GATEWAY_TABLE,
+    }
+
+
+def _kernel_owner(python: str) -> dict[str, Any]:
+    return {
+        KERNEL_OWNER_HOST: {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": python,
+            "ctdrill_transport": "local",
+            "ctdrill_kernel_owner": True,
+            "ctdrill_role": "kernel",
+        }
+    }
+
+
+def render_inventory(plan: LabPlan, transport: str, python: str, *,
+                     key_file: Path | None = None,
+                     known_hosts: Path | None = None) -> dict[str, Any]:
+    """The inventory for one transport ('netns' or 'ssh')."""
+    children: dict[str, Any] = {}
+    for host in plan.hosts:
+        hv: dict[str, Any] = {
+            "ctdrill_role": host.role,
+            "ctdrill_netns": host.netns,
+            "ctdrill_addr": host.data_addr,
+            "ctdrill_kernel_owner": False,
+        }
+        if transport == "netns":
+            hv |= {
+                "ansible_connection": "local",
+                "ansible_python_interpreter": str(python_wrapper_path(plan, host.role)),
+                "ctdrill_transport": "netns",
+            }
+        elif transport == "ssh":
+            assert key_file is not None and known_hosts is not None
+            hv |= {
+                "ansible_connection": "ssh",
+                "ansible_host": host.mgmt_ns_addr,
+                "ansible_port": 22,
+                "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(key_file),
+                "ansible_ssh_common_args": (
+                    f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes"
+                ),
+                "ansible_python_interpreter": "/usr/bin/python3",
+                "ctdrill_transport": "ssh",
+                "ctdrill_known_hosts": str(known_hosts),
+            }
+        else:
+            raise ValueError(f"unknown transport {transport}")
+        children[GROUP_OF_ROLE[host.role]] = {"hosts": {host.role: hv}}
+    return {
+        "all": {
+            "vars": _common_vars(plan) | {"ctdrill_inventory_transport": transport},
+            "children": {
+                "lab": {"children": children},
+                "kernel_owner": {"hosts": _kernel_owner(python)},
+            },
+        }
+    }
+
+
+def dump_inventory(inventory: dict[str, Any]) -> str:
+    header = "# Written by 'ctdrill lab up'; removed by 'ctdrill lab down'.\n"
+    return header + yaml.safe_dump(inventory, sort_keys=False)

@@ -1,0 +1,148 @@
+"""A real OpenSSH server per lab namespace, with lab keys and pinned host keys."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+
+from ctdrill.errors import EnvironmentProblem
+from ctdrill.lab.topology import HostPlan, LabPlan
+from ctdrill.system.preflight import find_binary
+from ctdrill.system.run import in_netns, run
+
+
+def keys_dir(plan: LabPlan) -> Path:
+    return plan.state_dir / "keys"
+
+
+def client_key(plan: LabPlan) -> Path:
+    return keys_dir(plan) / "id_ed25519"
+
+
+def known_hosts(plan: LabPlan) -> Path:
+    return plan.state_dir / "known_hosts"
+
+
+def pid_file(plan: LabPlan, role: str) -> Path:
+    return plan.state_dir / f"sshd-{role}.pid"
+
+
+def config_file(plan: LabPlan, role: str) -> Path:
+    return plan.state_dir / f"sshd-{role}.conf"
+
+
+def _keygen(path: Path) -> None:
+    if not path.exists():
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ctdrill-lab", "-f", str(path)])
+
+
+def render_config(plan: LabPlan, host: HostPlan) -> str:
+    kd = keys_dir(plan)
+    return "\n".join([
+        f"ListenAddress {host.mgmt_ns_addr}",
+        "Port 22",
+        f"HostKey {kd / ('host_' + host.role)}",
+        f"PidFile {pid_file(plan, host.role)}",
+        f"AuthorizedKeysFile {kd / 'authorized_keys'}",
+        "PermitRootLogin prohibit-password",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "UsePAM no",
+        "StrictModes no",
+        "UseDNS no",
+        "MaxSessions 32",
+        "MaxStartups 64:30:128",
+        "ClientAliveInterval 5",
+        "ClientAliveCountMax 2",
+        "Subsystem sftp internal-sftp",
+        "",
+    ])
+
+
+def prepare_keys(plan: LabPlan) -> None:
+    """Generate the lab's client key, one host key per host, and the pinned known_hosts."""
+    kd = keys_dir(plan)
+    kd.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _keygen(client_key(plan))
+    (kd / "authorized_keys").write_text(Path(f"{client_key(plan)}.pub").read_text())
+    lines = []
+    for host in plan.hosts:
+        _keygen(kd / f"host_{host.role}")
+        kind, blob = Path(kd / f"host_{host.role}.pub").read_text().split()[:2]
+        lines.append(f"{host.mgmt_ns_addr} {kind} {blob}\n")
+    known_hosts(plan).write_text("".join(lines))
+
+
+def start(plan: LabPlan, host: HostPlan) -> None:
+    sshd = find_binary("sshd")
+    if sshd is None:
+        raise EnvironmentProblem("sshd is not installed", "run scripts/setup.sh as root")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
+    config_file(plan, host.role).write_text(render_config(plan, host))
+    run(in_netns(host.netns, [sshd, "-f", str(config_file(plan, host.role))]))
+    _wait_listening(host.mgmt_ns_addr, 22)
+
+
+def _wait_listening(addr: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((addr, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise EnvironmentProblem(f"sshd on {addr}:{port} did not start listening",
+                             "see 'ctdrill lab status' and the system log")
+
+
+def read_pid(plan: LabPlan, role: str) -> int | None:
+    try:
+        return int(pid_file(plan, role).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_our_sshd(pid: int, plan: LabPlan) -> bool:
+    """True when pid is alive and is an sshd started with this lab's config."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    # sshd rewrites its title ("sshd: /usr/sbin/sshd -f CONF [listener] ..."): match on text
+    is_sshd = cmdline.startswith(b"sshd") or b"/sshd " in cmdline[:64]
+    return is_sshd and str(plan.state_dir).encode() + b"/sshd-" in cmdline
+
+
+def lab_sshd_pids(plan: LabPlan) -> list[int]:
+    """Every live sshd (listener or session) whose command line names this lab's dir."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and is_our_sshd(int(entry.name), plan):
+            pids.append(int(entry.name))
+    return pids
+
+
+def stop_all(plan: LabPlan) -> None:
+    """Stop every sshd of this lab, found by pid file or by command line (after a crash)."""
+    pids = set(lab_sshd_pids(plan))
+    for role in ("client", "gw", "venue"):
+        pid = read_pid(plan, role)
+        if pid and is_our_sshd(pid, plan):
+            pids.add(pid)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 3
+    while any(Path(f"/proc/{p}").exists() for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for pid in pids:
+        if Path(f"/proc/{pid}").exists():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

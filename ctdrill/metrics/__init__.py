@@ -1,0 +1,1 @@
+"""Pure conntrack metrics computed from telemetry samples."""

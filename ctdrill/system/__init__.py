@@ -1,0 +1,1 @@
+"""Thin wrappers over the local machine: processes, preflight checks, kernel-wide knobs."""

@@ -1,0 +1,1 @@
+"""Targets: hosts from a standard Ansible inventory, and how ctdrill reaches each."""
