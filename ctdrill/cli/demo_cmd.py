@@ -30,7 +30,7 @@ def demo(
         lab = manager.up(DEMO_LAB, ssh=True)
     try:
         inv = Inventory(lab.plan.inventory_path)
-        gw, venue = inv.target("gw"), inv.target("venue")
+        gw = inv.target("gw")
         samples: list[Sample] = []
         stream = open_stream(gw, hz=50)
 
@@ -43,8 +43,7 @@ def demo(
         time.sleep(0.3)
         client_ns = lab.plan.host("client").netns
         with console.status(f"sending {flows} new UDP flows client -> venue", spinner="dots"):
-            sent, errors = send_udp_flows(client_ns, venue.host if venue.transport == "ssh"
-                                          else lab.plan.host("venue").data_addr, flows,
+            sent, errors = send_udp_flows(client_ns, lab.plan.host("venue").data_addr, flows,
                                           lab.plan.target_networks)
             time.sleep(0.5)
         stream.close()

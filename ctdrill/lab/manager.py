@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -75,7 +76,8 @@ def lab_python() -> str:
 
 def existing_namespaces(prefix: str) -> list[str]:
     out = run(["ip", "netns", "list"], check=False).stdout
-    return [ln.split()[0] for ln in out.splitlines() if ln.split() and ln.split()[0].startswith(prefix)]
+    names = [ln.split()[0] for ln in out.splitlines() if ln.split()]
+    return [n for n in names if n.startswith(prefix)]
 
 
 def existing_links(prefix: str) -> list[str]:
@@ -196,10 +198,8 @@ def _kill_namespace_processes(netns: str) -> None:
     out = run(["ip", "netns", "pids", netns], check=False).stdout
     pids = [int(p) for p in out.split() if p.isdigit()]
     for pid in pids:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def down(name: str) -> list[str]:

@@ -50,7 +50,7 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
     netns when ctdrill_netns is set, else local; anything else -> ssh).
     """
     connection = str(hv.get("ansible_connection", "ssh"))
-    transport = hv.get("ctdrill_transport")
+    transport: Any = hv.get("ctdrill_transport")
     if transport is None:
         if connection == "local":
             transport = "netns" if hv.get("ctdrill_netns") else "local"
@@ -65,9 +65,10 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
     python = "python3"
     if transport == "ssh" and interpreter and " " not in str(interpreter):
         python = str(interpreter)
+    checked: Transport = transport
     return Target(
         name=name,
-        transport=transport,
+        transport=checked,
         netns=_opt(hv.get("ctdrill_netns")) if transport == "netns" else None,
         host=_opt(hv.get("ansible_host")) or name,
         port=int(hv.get("ansible_port", 22)),

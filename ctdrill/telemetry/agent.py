@@ -38,7 +38,7 @@ def parse_stat_table(text: str) -> dict[str, int]:
     header, rows = lines[0], lines[1:]
     totals = dict.fromkeys(header, 0)
     for row in rows:
-        for name, cell in zip(header, row):
+        for name, cell in zip(header, row, strict=False):
             value = int(cell, 16)
             if name in GLOBAL_COLUMNS:
                 totals[name] = value
@@ -163,10 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args.hz, args.duration)
     except (BrokenPipeError, KeyboardInterrupt):
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        except OSError:
-            pass
+        # the reader is gone: point stdout at /dev/null so the exit-time flush is silent
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 0
 
 

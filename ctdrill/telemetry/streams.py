@@ -7,7 +7,6 @@ agent pushes samples, nothing polls per sample.
 from __future__ import annotations
 
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -127,7 +126,7 @@ def connect_ssh(target: Target, timeout: float = 5.0) -> paramiko.SSHClient:
                                      "add the host's key to that known_hosts file") from exc
         raise EnvironmentProblem(f"SSH to {where} failed: {exc}",
                                  "check that sshd runs there") from exc
-    except (OSError, socket.timeout) as exc:
+    except (TimeoutError, OSError) as exc:
         raise EnvironmentProblem(f"cannot reach {where}: {exc}",
                                  "check the address and that sshd runs there") from exc
     transport = client.get_transport()

@@ -1,0 +1,32 @@
+"""Shared benchmark plumbing: quantiles and writing a result page into docs/."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def machine() -> str:
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{platform.node()} kernel {platform.release()}, {cores} cores, Python {platform.python_version()}"
+
+
+def write_page(name: str, title: str, body: str) -> Path:
+    DOCS.mkdir(exist_ok=True)
+    path = DOCS / name
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    path.write_text(f"# {title}\n\nLast run: {stamp} on {machine()}.\n\n{body}\n")
+    return path

@@ -1,0 +1,1 @@
+"""Ansible through ansible-runner: the only way ctdrill changes a target's state."""

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the tests need (system packages, .venv with the test extras) and runs
+# lint, type checks and the whole suite, unit and real-kernel integration tiers.
+# Run as root: the integration tier builds network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --dev
+.venv/bin/ruff check ctdrill tests bench
+.venv/bin/mypy
+# leftovers from an earlier, killed run would make the lab tests lie: clear ours first
+.venv/bin/ctdrill lab down --all >/dev/null
+exec .venv/bin/pytest -p no:cacheprovider "$@"

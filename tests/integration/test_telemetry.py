@@ -1,0 +1,161 @@
+"""Telemetry against the real kernel, over both transports."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.lab.flows import send_udp_flows
+from ctdrill.lab.manager import LabUp
+from ctdrill.metrics.conntrack import ctr, window_metrics
+from ctdrill.system.knobs import global_knobs, read_knob
+from ctdrill.targets.inventory import Inventory
+from ctdrill.targets.target import Target
+from ctdrill.telemetry.protocol import Sample
+from ctdrill.telemetry.streams import open_stream
+from tests.integration.helpers import flush_conntrack, ns_count, p99
+
+pytestmark = pytest.mark.root
+
+MAX_KEY = "net.netfilter.nf_conntrack_max"
+
+
+def collect(target: Target, hz: float, seconds: float, during: object = None) -> list[Sample]:
+    """Stream for `seconds`, optionally running a callable in the middle."""
+    stream = open_stream(target, hz)
+    samples: list[Sample] = []
+
+    def reader() -> None:
+        for s in stream:
+            samples.append(s)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        if callable(during):
+            time.sleep(0.3)
+            during()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stream.close()
+        thread.join(timeout=3)
+    return samples
+
+
+def test_flood_moves_count_and_ctr_exactly_as_proc_reads(lab: LabUp) -> None:
+    inv = Inventory(lab.plan.inventory_path)
+    gw = inv.target("gw")
+    gw_ns = lab.plan.host("gw").netns
+    flush_conntrack(gw_ns)
+    flows = 3000
+
+    def flood() -> None:
+        sent, errors = send_udp_flows(lab.plan.host("client").netns,
+                                      lab.plan.host("venue").data_addr, flows,
+                                      lab.plan.target_networks, first_port=20000)
+        assert (sent, errors) == (flows, 0)
+
+    before = ns_count(gw_ns)
+    samples = collect(gw, 50, 1.0, during=flood)
+    proc_count = ns_count(gw_ns)
+    proc_max = int(read_knob(MAX_KEY))
+    last = samples[-1]
+    assert proc_count - before == flows
+    assert last.count == proc_count
+    assert last.max == proc_max
+    assert ctr(last.count, last.max) == pytest.approx(proc_count / proc_max)
+    assert samples[0].count <= before + 1  # the first sample predates the flood
+    m = window_metrics(samples[0], last)
+    assert m.nfd_per_s == 0
+
+
+def test_lowered_max_gives_nfd_and_table_full_events_attributed_to_gw(lab: LabUp) -> None:
+    inv = Inventory(lab.plan.inventory_path)
+    gw = inv.target("gw")
+    gw_ns = lab.plan.host("gw").netns
+    flush_conntrack(gw_ns)
+    original = read_knob(MAX_KEY)
+    with global_knobs({MAX_KEY: 1000}):
+        stream = open_stream(gw, 50)
+        samples: list[Sample] = []
+        try:
+            thread = threading.Thread(target=lambda: samples.extend(stream), daemon=True)
+            thread.start()
+            time.sleep(0.3)
+            send_udp_flows(lab.plan.host("client").netns, lab.plan.host("venue").data_addr,
+                           4000, lab.plan.target_networks, first_port=30000)
+            time.sleep(1.0)
+        finally:
+            stream.close()
+            thread.join(timeout=3)
+        flush_conntrack(gw_ns)
+        hello_inode = stream.hello.netns_inode
+    assert read_knob(MAX_KEY) == original
+    gw_inode = int(subprocess.run(["ip", "netns", "exec", gw_ns, "stat", "-L", "-c", "%i",
+                                   "/proc/self/ns/net"], capture_output=True, text=True,
+                                  check=True).stdout)
+    assert hello_inode == gw_inode
+    m = window_metrics(samples[0], samples[-1])
+    assert m.nfd_per_s > 0
+    assert m.drops > 1000
+    assert 0 < m.nfd_fraction <= 1
+    events = [e for s in samples for e in s.events]
+    assert events, "no table-full event reached the gateway's sampler"
+    assert all(f"netns {gw_inode}," in e.message for e in events)
+
+
+def test_ssh_transport_streams_50hz_for_5s_with_host_key_checking(lab: LabUp) -> None:
+    inv = Inventory(lab.plan.ssh_inventory_path)
+    gw = inv.target("gw")
+    assert gw.transport == "ssh" and gw.known_hosts
+    samples = collect(gw, 50, 5.2)
+    window = [s for s in samples if s.t - samples[0].t <= 5.0]
+    assert len(window) >= 245
+    intervals = [b.t - a.t for a, b in itertools.pairwise(window)]
+    assert p99(intervals) < 0.1
+    delays = [s.received - s.t for s in window]
+    assert p99(delays) < 0.25
+
+
+def test_netns_transport_streams_50hz(lab: LabUp) -> None:
+    gw = Inventory(lab.plan.inventory_path).target("gw")
+    samples = collect(gw, 50, 2.0)
+    window = [s for s in samples if s.t - samples[0].t <= 1.5]
+    assert len(window) >= 73
+
+
+def test_unknown_host_key_is_refused(lab: LabUp, tmp_path: Path) -> None:
+    gw = Inventory(lab.plan.ssh_inventory_path).target("gw")
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    from dataclasses import replace
+
+    with pytest.raises(EnvironmentProblem, match="is unknown"):
+        open_stream(replace(gw, known_hosts=str(empty)), 10)
+    wrong = tmp_path / "wrong"
+    other = Path(lab.plan.state_dir / "keys" / "host_venue.pub").read_text().split()[:2]
+    wrong.write_text(f"{gw.host} {other[0]} {other[1]}\n")
+    with pytest.raises(EnvironmentProblem, match="does not match"):
+        open_stream(replace(gw, known_hosts=str(wrong)), 10)
+
+
+def test_unreachable_ssh_host_is_one_clear_error(lab: LabUp) -> None:
+    gw = Inventory(lab.plan.ssh_inventory_path).target("gw")
+    from dataclasses import replace
+
+    # the gw's own management address on a closed port: inside our namespace, refused
+    with pytest.raises(EnvironmentProblem, match="cannot reach"):
+        open_stream(replace(gw, port=2), 10)
+
+
+def test_flow_helper_refuses_destinations_outside_the_lab(lab: LabUp) -> None:
+    with pytest.raises(InvalidInput, match="outside the target networks"):
+        send_udp_flows(lab.plan.host("client").netns, "192.0.2.1", 1, lab.plan.target_networks)

@@ -1,0 +1,67 @@
+"""Bad input gives one line and a documented exit code, before anything is touched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ctdrill.cli.app import app
+from ctdrill.errors import EnvironmentProblem, ExitCode
+from ctdrill.system import preflight
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and "ctdrill" in result.stdout
+
+
+def test_unknown_target_is_one_line_exit_2(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yml"
+    inv.write_text("all:\n  hosts:\n    gw:\n      ansible_connection: local\n"
+                   "      ctdrill_netns: ctd-none-gw\n")
+    result = runner.invoke(app, ["observe", "nope", "-i", str(inv)])
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "unknown target 'nope'" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_inventory_is_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["observe", "gw", "-i", str(tmp_path / "absent.yml")])
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "does not exist" in result.output
+
+
+def test_bad_lab_name_is_exit_2() -> None:
+    result = runner.invoke(app, ["lab", "up", "--name", "Bad-Name"])
+    assert result.exit_code == ExitCode.INVALID_INPUT
+    assert "invalid lab name" in result.output
+
+
+def test_observe_rejects_absurd_rates(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["observe", "gw", "--hz", "0"])
+    assert result.exit_code == ExitCode.INVALID_INPUT
+
+
+def test_not_root_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight.os, "geteuid", lambda: 1000)
+    with pytest.raises(EnvironmentProblem, match="needs root"):
+        preflight.require_root()
+    result = runner.invoke(app, ["lab", "up", "--name", "zz"])
+    assert result.exit_code == ExitCode.ENVIRONMENT
+    assert "needs root" in result.output
+
+
+def test_missing_binary_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(preflight, "find_binary", lambda name: None)
+    with pytest.raises(EnvironmentProblem, match="missing system command"):
+        preflight.require_binaries(("nft",))
+
+
+def test_kernel_without_conntrack_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(EnvironmentProblem, match="no nf_conntrack"):
+        preflight.require_conntrack(tmp_path)
