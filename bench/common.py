@@ -21,7 +21,8 @@ def quantile(values: list[float], q: float) -> float:
 
 def machine() -> str:
     cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return f"{platform.node()} kernel {platform.release()}, {cores} cores, Python {platform.python_version()}"
+    return (f"{platform.node()} kernel {platform.release()}, {cores} cores, "
+            f"Python {platform.python_version()}")
 
 
 def write_page(name: str, title: str, body: str) -> Path:
