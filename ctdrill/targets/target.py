@@ -76,7 +76,8 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
         key_file=_opt(hv.get("ansible_ssh_private_key_file")),
         known_hosts=_opt(hv.get("ctdrill_known_hosts")),
         python=python,
-        kernel_owner=bool(hv.get("ctdrill_kernel_owner", transport == "local")),
+        kernel_owner=bool(hv.get("ctdrill_kernel_owner",
+                                 transport == "local" or "kernel_owner" in groups)),
         role=_opt(hv.get("ctdrill_role")),
         groups=groups,
     )
