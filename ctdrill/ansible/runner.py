@@ -2,7 +2,8 @@
 
 Each run gets a fresh private_data_dir (runner caches `env/envvars` from the first run
 and silently prefers it later), the venv's bin on PATH (ansible-runner execs
-`ansible-playbook` by name), and quiet output; results come from runner's events.
+`ansible-playbook` by name), ctdrill's own modules on the library path, its own SSH
+control-socket directory, and quiet output; results come from runner's events.
 """
 
 from __future__ import annotations
@@ -16,25 +17,37 @@ from typing import Any
 
 from ctdrill.errors import EnvironmentProblem
 
+PLAYBOOKS = Path(__file__).resolve().parent.parent.parent / "playbooks"
+
 
 @dataclass(frozen=True)
-class HostResult:
+class TaskResult:
+    """One task's outcome on one host (one per loop item for looped tasks)."""
+
     host: str
+    task: str
     ok: bool
     changed: bool
     result: dict[str, Any] = field(default_factory=dict)
     message: str = ""
+    unreachable: bool = False
 
 
 @dataclass(frozen=True)
 class RunResult:
     status: str
     rc: int
-    hosts: dict[str, list[HostResult]]
+    hosts: dict[str, list[TaskResult]]
 
     @property
     def ok(self) -> bool:
         return self.rc == 0 and all(r.ok for rs in self.hosts.values() for r in rs)
+
+    def failures(self) -> list[TaskResult]:
+        return [r for rs in self.hosts.values() for r in rs if not r.ok]
+
+    def task(self, host: str, task: str) -> list[TaskResult]:
+        return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
 def _env(private_dir: str) -> dict[str, str]:
@@ -51,25 +64,48 @@ def _env(private_dir: str) -> dict[str, str]:
         "ANSIBLE_DEPRECATION_WARNINGS": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "True",
+        "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
+        "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
         "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=10s",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(private_dir) / "cp"),
+        "ANSIBLE_FORKS": "16",
     }
 
 
-def _collect(runner: Any) -> dict[str, list[HostResult]]:
-    hosts: dict[str, list[HostResult]] = {}
-    for ev in runner.events:
+_OUTCOMES = {
+    "runner_on_ok": (True, False),
+    "runner_on_failed": (False, False),
+    "runner_on_unreachable": (False, True),
+    "runner_item_on_ok": (True, False),
+    "runner_item_on_failed": (False, False),
+}
+
+
+def _collect(events: Any) -> dict[str, list[TaskResult]]:
+    hosts: dict[str, list[TaskResult]] = {}
+    for ev in events:
         kind = ev.get("event", "")
-        if kind not in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable"):
+        if kind not in _OUTCOMES:
             continue
         data = ev.get("event_data", {})
         res = data.get("res", {}) or {}
-        ok = kind == "runner_on_ok" or bool(data.get("ignore_errors"))
-        hosts.setdefault(data.get("host", "?"), []).append(HostResult(
-            host=data.get("host", "?"), ok=ok, changed=bool(res.get("changed")), result=res,
-            message=str(res.get("msg", "")) if not ok else "",
+        if kind in ("runner_on_ok", "runner_on_failed") and "results" in res:
+            continue  # a loop's summary: its items were recorded one by one
+        ok, unreachable = _OUTCOMES[kind]
+        ok = ok or bool(data.get("ignore_errors"))
+        host = str(data.get("host", "?"))
+        hosts.setdefault(host, []).append(TaskResult(
+            host=host, task=str(data.get("task", "")), ok=ok, changed=bool(res.get("changed")),
+            result=res, message="" if ok else str(res.get("msg", "")), unreachable=unreachable,
         ))
     return hosts
+
+
+def _never() -> bool:
+    """Runner's cancel hook. Passing one also stops ansible-runner from installing its own
+    SIGINT/SIGTERM handlers, which would silently replace the drill's: a signal must let
+    the running play finish and then lead to the revert, never cut a change in half."""
+    return False
 
 
 def run_module(inventory: Path, pattern: str, module: str, args: str = "",
@@ -81,23 +117,23 @@ def run_module(inventory: Path, pattern: str, module: str, args: str = "",
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()), host_pattern=pattern,
             module=module, module_args=args, quiet=True, envvars=_env(pdd), timeout=timeout,
-            suppress_env_files=True,
+            suppress_env_files=True, cancel_callback=_never,
         )
-        return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner))
+        return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner.events))
 
 
-def run_playbook(inventory: Path, playbook: Path, extravars: dict[str, Any] | None = None,
-                 limit: str | None = None, timeout: int = 300) -> RunResult:
-    """Run a playbook from playbooks/ (its library/ alongside) against the inventory."""
+def run_playbook(inventory: Path, name: str, extravars: dict[str, Any],
+                 timeout: int = 300) -> RunResult:
+    """Run playbooks/NAME.yml against the inventory with the given extra vars."""
     import ansible_runner
 
+    playbook = PLAYBOOKS / f"{name}.yml"
     if not playbook.exists():
         raise EnvironmentProblem(f"playbook {playbook} is missing", "reinstall ctdrill")
     with tempfile.TemporaryDirectory(prefix="ctd-runner-") as pdd:
-        env = _env(pdd) | {"ANSIBLE_LIBRARY": str(playbook.parent / "library")}
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
-            playbook=str(playbook.resolve()), extravars=extravars or {}, limit=limit,
-            quiet=True, envvars=env, timeout=timeout, suppress_env_files=True,
+            playbook=str(playbook), extravars=extravars, quiet=True, envvars=_env(pdd),
+            timeout=timeout, suppress_env_files=True, cancel_callback=_never,
         )
-        return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner))
+        return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner.events))

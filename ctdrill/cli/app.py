@@ -7,7 +7,9 @@ import typer
 from ctdrill import __version__
 from ctdrill.cli import lab_cmd
 from ctdrill.cli.demo_cmd import demo
+from ctdrill.cli.drill_cmd import plan, revert, run
 from ctdrill.cli.observe_cmd import observe
+from ctdrill.cli.spec_cmd import schema, validate
 
 app = typer.Typer(
     name="ctdrill",
@@ -19,6 +21,11 @@ app = typer.Typer(
 app.add_typer(lab_cmd.app, name="lab")
 app.command()(observe)
 app.command()(demo)
+app.command()(plan)
+app.command()(run)
+app.command()(revert)
+app.command()(validate)
+app.command()(schema)
 
 
 def _version(value: bool) -> None:

@@ -33,3 +33,18 @@ def run(argv: Sequence[str], *, check: bool = True, input_text: str | None = Non
 def in_netns(netns: str | None, argv: Sequence[str]) -> list[str]:
     """Prefix argv so it runs inside a named network namespace (None: the initial one)."""
     return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists (signal 0 probes without sending)."""
+    import os
+
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -12,7 +12,8 @@ Transport = Literal["netns", "ssh", "local"]
 class Target:
     """One inventory host as ctdrill sees it.
 
-    `netns` targets are namespaces on this machine; `ssh` targets are reached with
+    `netns` targets are namespaces on this machine (`netns` is also set for lab hosts
+    reached over SSH, so local helpers can find them); `ssh` targets are reached with
     paramiko (host key checking on); `local` is this machine's initial namespace.
     `kernel_owner` marks the host whose initial namespace owns the kernel-wide knobs
     (nf_conntrack_max, nf_conntrack_buckets).
@@ -30,6 +31,8 @@ class Target:
     kernel_owner: bool = False
     role: str | None = None
     groups: tuple[str, ...] = ()
+    addr: str | None = None
+    networks: tuple[str, ...] = ()
 
     def describe(self) -> str:
         if self.transport == "ssh":
@@ -69,7 +72,7 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
     return Target(
         name=name,
         transport=checked,
-        netns=_opt(hv.get("ctdrill_netns")) if transport == "netns" else None,
+        netns=_opt(hv.get("ctdrill_netns")),
         host=_opt(hv.get("ansible_host")) or name,
         port=int(hv.get("ansible_port", 22)),
         user=str(hv.get("ansible_user", "root")),
@@ -80,4 +83,6 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
                                  transport == "local" or "kernel_owner" in groups)),
         role=_opt(hv.get("ctdrill_role")),
         groups=groups,
+        addr=_opt(hv.get("ctdrill_addr")),
+        networks=tuple(str(n) for n in hv.get("ctdrill_target_networks", []) or []),
     )

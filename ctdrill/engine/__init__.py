@@ -1,0 +1,1 @@
+"""The drill engine: plan, snapshot, journal, apply, observe, judge, and always revert."""

@@ -1,0 +1,49 @@
+"""SIGINT/SIGTERM become a stop request checked at safe points, never an abrupt exit.
+
+The first signal asks the drill to stop; the revert always runs. Signals that arrive
+while reverting are acknowledged and ignored, so a second Ctrl-C cannot skip it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+class StopRequested(Exception):
+    """Raised at a checkpoint after SIGINT/SIGTERM, or by a guard."""
+
+
+class StopSignals:
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.reverting = False
+
+    def handle(self, signum: int, _frame: types.FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.reverting:
+            sys.stderr.write(f"ctdrill: {name} received while reverting: the revert continues\n")
+            return
+        if self.reason is None:
+            self.reason = f"operator sent {name}"
+            sys.stderr.write(f"ctdrill: {name}: stopping the drill; it will revert first\n")
+        else:
+            sys.stderr.write(f"ctdrill: {name} again: already stopping, the revert still runs\n")
+
+    def checkpoint(self) -> None:
+        if self.reason is not None:
+            raise StopRequested(self.reason)
+
+
+@contextmanager
+def stop_signals() -> Iterator[StopSignals]:
+    state = StopSignals()
+    previous = {s: signal.signal(s, state.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
