@@ -216,6 +216,9 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                                       name=r.result.get("name"), before=r.result.get("before"),
                                       after=r.result.get("after"))
                 outcome.timings["apply"] = time.monotonic() - t
+                silent = [h for h in per_host if h not in result.hosts]
+                if silent:
+                    raise ApplyFailed(f"apply returned nothing for {', '.join(silent)}")
                 if not result.ok:
                     bad = result.failures()[0] if result.failures() else None
                     raise ApplyFailed(f"apply failed on {bad.host}: {bad.task}: {bad.message}"

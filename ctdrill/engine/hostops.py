@@ -30,11 +30,17 @@ def _first_failure(result: RunResult) -> str:
     return f"{f.host}: {f.task}: {f.message or 'failed'}"
 
 
-def _unreachable(result: RunResult) -> None:
+def _unreachable(result: RunResult, hosts: list[str]) -> None:
+    """Unreachable hosts, and hosts Ansible silently skipped (no inventory match), fail."""
     bad = [r for r in result.failures() if r.unreachable]
     if bad:
         raise EnvironmentProblem(f"target {bad[0].host} is unreachable: {bad[0].message}",
                                  "check the inventory's address, user and key")
+    silent = [h for h in hosts if h not in result.hosts]
+    if silent:
+        raise EnvironmentProblem(f"Ansible returned nothing for {', '.join(silent)} "
+                                 f"(run {result.status}, rc {result.rc})",
+                                 "check that the inventory still exists and lists them")
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class HostOps:
         """Read-only snapshot of each host."""
         result = run_playbook(self.inventory, "snapshot",
                               {"ctdrill_hosts": pattern(hosts), "ctdrill_keys": keys})
-        _unreachable(result)
+        _unreachable(result, hosts)
         if not result.ok:
             raise EnvironmentProblem(f"snapshot failed: {_first_failure(result)}",
                                      "check that nft and python3 exist on the target")
@@ -91,7 +97,7 @@ class HostOps:
         result = run_playbook(self.inventory, "prepare", {
             "ctdrill_hosts": pattern(hosts), "ctdrill_keys": keys,
             "ctdrill_run_id": self.run_id, "ctdrill_owner": owner})
-        _unreachable(result)
+        _unreachable(result, hosts)
         refusals = [LockRefusal(r.host, r.result.get("holder", {}))
                     for r in result.failures() if r.result.get("locked")]
         if not result.ok and not refusals:
