@@ -127,20 +127,16 @@ class HostOps:
         out = {}
         for host in per_host:
             rs = result.hosts.get(host, [])
-            rev = [r for r in rs if r.task.startswith("revert")]
-            dis = [r for r in rs if r.task.startswith("disarm")]
-            res = rev[0].result if rev else {}
+            res = rs[0].result if rs else {}
             problems = list(res.get("errors", [])) + list(res.get("diffs", []))
-            if not rev:
+            if not rs:
                 problems.append("no revert result (host unreachable?)")
-            elif not rev[0].ok and not problems:
-                problems.append(rev[0].message)
-            unlocked = any(r.task.startswith("release") and r.ok for r in rs)
+            elif not rs[0].ok and not problems:
+                problems.append(rs[0].message)
             out[host] = HostRevert(
-                host=host, verified=bool(rev and rev[0].ok and unlocked),
+                host=host, verified=bool(rs and rs[0].ok and res.get("verified")),
                 restored=res.get("restored", {}), deleted=res.get("deleted", []),
-                problems=problems,
-                deadman=dis[0].result.get("deadman", {}) if dis else {},
+                problems=problems, deadman=res.get("deadman", {}),
             )
         return out
 
