@@ -272,3 +272,27 @@ def test_malformed_spec_is_exit_2_and_contacts_nothing(elab: LabUp, tmp_path: Pa
     assert result.returncode == 2
     assert f"{spec}:4:3" in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_guard_ceiling_aborts_and_reverts(elab: LabUp, tmp_path: Path) -> None:
+    before = host_state(elab)
+    spec = write_spec(tmp_path / "guard.yaml", """
+drill: guarded
+targets: {hosts: gw}
+changes:
+  - timeouts: {udp: 20}
+load: {kind: udp-flows, source: client, destination: venue, flows: 2000, start_s: 0.2}
+observe: {duration_s: 8}
+guards:
+  ceilings: [{hosts: gw, metric: count, above: 100}]
+""")
+    result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path), "--json",
+                     runs_dir=tmp_path / "runs")
+    assert result.returncode == 3, result.stdout + result.stderr
+    out = json.loads(result.stdout)
+    assert out["reason"].startswith("guard: count on gw")
+    assert out["revert"]["gw"]["verified"]
+    # stopped early: the observation alone would have taken 8 s
+    assert out["timings_s"]["total"] - out["timings_s"]["prepare"] - out["timings_s"]["apply"] \
+        - out["timings_s"]["revert_verify"] < 4
+    assert host_state(elab) == before
