@@ -1,0 +1,150 @@
+"""The probe as a drill load phase: venue responder + order client in their namespaces.
+
+Both sides are stdlib scripts started with `ip netns exec`; their JSON lines are read
+by threads, so the engine can ask for live state skew (for the regime machine) while
+the probe runs, and gets all messages joined with the venue's ground truth at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.probe import client as client_script
+from ctdrill.probe import venue as venue_script
+from ctdrill.probe.metrics import Message, join, quantile, windows
+from ctdrill.probe.spec import ProbeSpec
+from ctdrill.targets.inventory import Inventory
+
+
+class _Reader:
+    """Collects JSON lines from a child's stdout in a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.records: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        out: IO[str] | None = self.proc.stdout
+        assert out is not None
+        for line in out:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("ev") == "ready":
+                self.ready.set()
+            self.records.append(rec)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+def _stop(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=3)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class ProbePhase:
+    """LoadPhase for the order-flow probe."""
+
+    def __init__(self, spec: ProbeSpec, inventory: Inventory, observe_s: float) -> None:
+        self.spec = spec
+        self.start_s = spec.start_s
+        self.duration_s = spec.duration_s or max(0.5, observe_s - spec.start_s)
+        client, venue = inventory.target(spec.client), inventory.target(spec.venue)
+        for t in (client, venue):
+            if t.netns is None:
+                raise InvalidInput(f"probe host {t.name} is not a lab namespace",
+                                   "the probe runs in namespaces on this machine "
+                                   "(ctdrill_netns)")
+        if venue.addr is None:
+            raise InvalidInput(f"probe venue {venue.name} has no ctdrill_addr",
+                               "set ctdrill_addr in the inventory")
+        self.client_ns, self.venue_ns, self.venue_addr = client.netns, venue.netns, venue.addr
+        self._venue: subprocess.Popen[str] | None = None
+        self._client: subprocess.Popen[str] | None = None
+        self._vr: _Reader | None = None
+        self._cr: _Reader | None = None
+
+    def start(self) -> None:
+        s = self.spec
+        self._venue = subprocess.Popen(
+            ["ip", "netns", "exec", str(self.venue_ns), sys.executable, "-u",
+             str(Path(venue_script.__file__)), "--tcp-port", str(s.tcp_port),
+             "--udp-port", str(s.udp_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._vr = _Reader(self._venue)
+        if not self._vr.ready.wait(10):
+            _stop(self._venue)
+            raise EnvironmentProblem("probe venue responder did not start",
+                                     f"is port {s.tcp_port}/{s.udp_port} free in the venue?")
+        self._client = subprocess.Popen(
+            ["ip", "netns", "exec", str(self.client_ns), sys.executable, "-u",
+             str(Path(client_script.__file__)), "--venue", str(self.venue_addr),
+             "--tcp-port", str(s.tcp_port), "--udp-port", str(s.udp_port),
+             "--proto", s.proto, "--rate", str(s.rate), "--duration", str(self.duration_s),
+             "--timeout", str(s.timeout_s), "--retries", str(s.retries),
+             "--fill-ratio", str(s.fill_ratio), "--cancel-ratio", str(s.cancel_ratio),
+             "--replace-ratio", str(s.replace_ratio)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._cr = _Reader(self._client)
+
+    def messages(self) -> list[Message]:
+        if self._cr is None or self._vr is None:
+            return []
+        return join(list(self._cr.records), list(self._vr.records))
+
+    def live_osd_ms(self, now: float, horizon_s: float = 1.0) -> float:
+        """State skew right now: the p95, over messages the venue accepted in the last
+        `horizon_s`, of how long the client lagged (still pending ones count to `now`)."""
+        if self._vr is None or self._cr is None:
+            return 0.0
+        acked = {(r["id"], r["verb"]): r.get("acked") for r in list(self._cr.records)
+                 if r.get("ev") == "msg"}
+        skews = []
+        for v in list(self._vr.records):
+            if v.get("ev") != "accept" or now - float(v["t"]) > horizon_s:
+                continue
+            a = acked.get((v["id"], v["verb"]))
+            skews.append(((a if a is not None else now) - float(v["t"])) * 1000)
+        return quantile(skews, 0.95) or 0.0
+
+    def stop(self) -> dict[str, Any]:
+        if self._client is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._client.wait(timeout=self.spec.timeout_s * (self.spec.retries + 1) * 2 + 3)
+        _stop(self._client)
+        _stop(self._venue)
+        for r in (self._cr, self._vr):
+            if r is not None:
+                r.join(2)
+        msgs = self.messages()
+        dwell = [m.dwell * 1000 for m in msgs if m.dwell is not None]
+        return {
+            "kind": "probe",
+            "messages": len(msgs),
+            "timeouts": sum(m.timed_out for m in msgs),
+            "retried": sum(m.attempts > 1 for m in msgs),
+            "dwell_ms_p50": quantile(dwell, 0.5), "dwell_ms_p99": quantile(dwell, 0.99),
+            "windows": [w.to_json() for w in windows(
+                msgs, self.spec.window_s, self.spec.drift, self.spec.timeout_s,
+                self.spec.burst_window_ms / 1000)],
+            "finished_at": time.time(),
+        }
