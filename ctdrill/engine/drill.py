@@ -18,21 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctdrill.ansible.runner import RunResult
+from ctdrill.engine.expect import judge
 from ctdrill.engine.hostops import HostOps, HostRevert
 from ctdrill.engine.journal import Journal
-from ctdrill.engine.judge import Verdict, ceiling_breach, judge_metric
+from ctdrill.engine.judge import Verdict
 from ctdrill.engine.load import LoadContext, build_load
-from ctdrill.engine.observer import Observer
+from ctdrill.engine.observation import observe
 from ctdrill.engine.plan import (
     HostPlan,
+    applied_diffs,
+    merged_revert_plan,
     plan_host,
     resolve_changes,
-    revert_plan,
     select_pools,
     touched_keys,
 )
 from ctdrill.engine.signals import StopRequested, stop_signals
 from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.probe.phase import ProbePhase
 from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, DrillSpec
 from ctdrill.system.knobs import knob_lock
 from ctdrill.targets.inventory import Inventory
@@ -59,6 +63,8 @@ class DrillOutcome:
     plans: dict[str, HostPlan] = field(default_factory=dict)
     load: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    final_regime: dict[str, str] = field(default_factory=dict)
 
     @property
     def reverted_ok(self) -> bool:
@@ -74,6 +80,7 @@ class DrillOutcome:
                        for h, r in self.reverts.items()},
             "changes": {h: p.to_json() for h, p in self.plans.items()},
             "load": self.load, "timings_s": self.timings,
+            "transitions": self.transitions, "final_regime": self.final_regime,
         }
 
 
@@ -81,60 +88,38 @@ class ApplyFailed(Exception):
     """A change failed on a host; what was applied anywhere is reverted."""
 
 
-def _observe(spec: DrillSpec, inv: Inventory, journal: Journal, sig: Any,
-             budget_deadline: float, progress: Progress) -> tuple[dict[str, Any], Observer]:
-    """Drive the load inside the observation window; guards abort via StopRequested."""
-    observe_targets = inv.select(spec.observe.hosts or spec.targets.hosts)
-    ceilings = [(c, {t.name for t in inv.select(c.hosts)}) for c in spec.guards.ceilings]
-    load = build_load(spec.load, LoadContext(inv))
-    observer = Observer(observe_targets, spec.observe.hz, spec.observe.window_s)
-    observer.start()
-    batches: dict[str, list[dict[str, Any]]] = {t.name: [] for t in observe_targets}
-    last_flush = time.monotonic()
-    load_started = False
-    load_result: dict[str, Any] = {}
+def _journal_outcomes(journal: Journal, result: RunResult, step: str | None) -> None:
+    for host, rs in result.hosts.items():
+        for r in rs:
+            journal.write("outcome", host=host, task=r.task, ok=r.ok, changed=r.changed,
+                          message=r.message, name=r.result.get("name"),
+                          before=r.result.get("before"), after=r.result.get("after"),
+                          step=step)
 
-    def flush() -> None:
-        for host, batch in batches.items():
-            if batch:
-                journal.write("samples", host=host, samples=batch)
-                batches[host] = []
 
-    progress(f"observing {', '.join(t.name for t in observe_targets)} "
-             f"for {spec.observe.duration_s:g} s")
-    t0 = time.monotonic()
-    try:
-        while (now := time.monotonic()) - t0 < spec.observe.duration_s:
-            sig.checkpoint()
-            if time.time() > budget_deadline:
-                raise StopRequested("guard: time budget spent (guards.max_duration_s, or "
-                                    "the dead-man TTL less 5 s)")
-            if not load_started and now - t0 >= load.start_s:
-                journal.write("load_start", offset_s=now - t0)
-                load.start()
-                load_started = True
-            for obs in observer.poll(0.1):
-                entry: dict[str, Any] = {"sample": obs.sample.to_json()}
-                if obs.metrics is not None:
-                    entry["metrics"] = obs.metrics.to_json()
-                    for ceiling, hosts in ceilings:
-                        reason = ceiling_breach(ceiling, hosts, obs.host, obs.metrics)
-                        if reason:
-                            raise StopRequested(reason)
-                batches[obs.host].append(entry)
-            if observer.ended >= {t.name for t in observe_targets}:
-                raise EnvironmentProblem("telemetry from every observed host ended",
-                                         "check the targets; the drill was reverted")
-            if time.monotonic() - last_flush >= 1.0:
-                flush()
-                last_flush = time.monotonic()
-    finally:
-        if load_started:
-            load_result = load.stop()
-            journal.write("load_end", result=load_result)
-        observer.close()
-        flush()
-    return load_result, observer
+def _check_applied(result: RunResult, hosts: list[str]) -> None:
+    silent = [h for h in hosts if h not in result.hosts]
+    if silent:
+        raise ApplyFailed(f"apply returned nothing for {', '.join(silent)}")
+    if not result.ok:
+        bad = result.failures()[0] if result.failures() else None
+        raise ApplyFailed(f"apply failed on {bad.host}: {bad.task}: {bad.message}"
+                          if bad else f"apply ended {result.status}")
+
+
+@dataclass
+class _Prepared:
+    """Everything known after lock + snapshot + plan: what the revert needs."""
+
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    base: dict[str, HostPlan] = field(default_factory=dict)
+    steps: list[dict[str, HostPlan]] = field(default_factory=list)
+
+    def revert_plans(self) -> dict[str, dict[str, Any]]:
+        hosts = sorted(self.snapshots)
+        return {h: merged_revert_plan([p for p in [self.base.get(h)]
+                                       + [st.get(h) for st in self.steps] if p is not None])
+                for h in hosts}
 
 
 def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = None,
@@ -143,13 +128,23 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
     inv = Inventory(inventory_path)
     targets = inv.select(spec.targets.hosts)
     pools = select_pools(spec, [t.name for t in targets])
-    changes = resolve_changes(spec, pools, lambda p: [t.name for t in inv.select(p)])
-    inv.select(spec.observe.hosts or spec.targets.hosts)  # unknown hosts fail before anything
+
+    def select(pattern: str) -> list[str]:
+        return [t.name for t in inv.select(pattern)]
+
+    base_changes = resolve_changes(spec, pools, select)
+    step_changes = [resolve_changes(spec, pools, select, st.changes) for st in spec.steps]
+    # every host the spec names must exist before anything is contacted
+    select(spec.observe.hosts or spec.targets.hosts)
     for ceiling in spec.guards.ceilings:
-        inv.select(ceiling.hosts)
-    build_load(spec.load, LoadContext(inv))  # validates the load's hosts up front
+        select(ceiling.hosts)
+    build_load(spec.load, LoadContext(inv))
+    if spec.probe is not None:
+        ProbePhase(spec.probe, inv, spec.observe.duration_s)
     for exp in spec.expect:
-        inv.target(exp.host)
+        host = getattr(exp, "host", None)
+        if host:
+            inv.target(host)
 
     run_id = new_run_id(spec.drill)
     journal = Journal((runs_dir or default_runs_dir()) / run_id / "journal.jsonl")
@@ -161,20 +156,34 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                   orchestrator_host=socket.gethostname(), orchestrator_pid=os.getpid())
     outcome = DrillOutcome(run_id, journal.path, ExitCode.OK)
     ops = HostOps(inventory_path, run_id)
-    hosts = sorted(changes)
-    snapshots: dict[str, dict[str, Any]] = {}
+    hosts = sorted(set(base_changes) | {h for sc in step_changes for h in sc})
+    prep = _Prepared()
     prepared = False
     started = time.time()
     budget_deadline = started + spec.guards.max_duration_s
     kernel_wide_local = any(
         inv.target(h).transport == "local" and set(hc.sysctl) & KERNEL_WIDE_SYSCTLS
-        for h, hc in changes.items())
+        for c in [base_changes, *step_changes] for h, hc in c.items())
+
+    def apply_step(index: int) -> None:
+        plans = prep.steps[index]
+        if not plans:
+            return
+        name = spec.steps[index].name
+        per_host = {h: hp.apply_vars(prep.revert_plans()[h]) for h, hp in plans.items()}
+        for host, hv in per_host.items():
+            journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"], step=name)
+        result = ops.apply(per_host, spec.revert.ttl_s, arm=False)
+        _journal_outcomes(journal, result, name)
+        _check_applied(result, list(per_host))
+
     with stop_signals() as sig, (knob_lock() if kernel_wide_local else nullcontext()):
         try:
             if hosts:
                 progress(f"locking and snapshotting {', '.join(hosts)}")
                 t = time.monotonic()
-                snapshots, refused = ops.prepare(hosts, touched_keys(changes), journal.path)
+                snapshots, refused = ops.prepare(
+                    hosts, touched_keys(base_changes, *step_changes), journal.path)
                 locked = [h for h in hosts if h not in {r.host for r in refused}]
                 journal.write("locked", hosts=locked)
                 for host, snap in snapshots.items():
@@ -186,47 +195,59 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                         "; ".join(r.describe() for r in refused),
                         "wait for that drill to end; if it is stale, run "
                         f"'ctdrill revert {refused[0].holder.get('journal')}'")
-                outcome.plans = {h: plan_host(h, changes[h], snapshots[h]) for h in hosts}
-                refusals = [r for p in outcome.plans.values() for r in p.refusals]
+                prep.snapshots = snapshots
+                prep.base = {h: plan_host(h, hc, snapshots[h]) for h, hc in base_changes.items()}
+                prep.steps = [{h: plan_host(h, hc, snapshots[h]) for h, hc in sc.items()}
+                              for sc in step_changes]
+                outcome.plans = prep.base
+                refusals = [r for plans in [prep.base, *prep.steps] for p in plans.values()
+                            for r in p.refusals]
                 if refusals:
                     ops.unlock(locked)
                     journal.write("unlocked", hosts=locked, why="plan refused")
                     raise InvalidInput(refusals[0], "fix the drill spec; nothing was changed")
-                for host, hp in outcome.plans.items():
-                    journal.write("revert_plan", host=host, plan=revert_plan(hp),
-                                  view=hp.to_json())
+                for host, rp in prep.revert_plans().items():
+                    journal.write("revert_plan", host=host, plan=rp,
+                                  view=prep.base[host].to_json() if host in prep.base else None)
                 prepared = True  # from here on every way out reverts, verifies and unlocks
                 outcome.timings["prepare"] = time.monotonic() - t
                 sig.checkpoint()
                 progress("arming the dead-man switch and applying changes")
                 t = time.monotonic()
-                per_host = {h: hp.apply_vars(revert_plan(hp))
-                            for h, hp in outcome.plans.items()}
+                empty = HostPlan("", (), None, (), False)
+                per_host = {h: prep.base.get(h, empty).apply_vars(rp)
+                            for h, rp in prep.revert_plans().items()}
                 for host, hv in per_host.items():
-                    journal.write("intent", host=host, sysctl=hv["sysctl"],
-                                  nft=hv["nft"], ttl_s=spec.revert.ttl_s)
+                    journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"],
+                                  ttl_s=spec.revert.ttl_s)
                 armed_at = time.time()
                 # stop (and revert) before any dead-man timer can fire mid-drill
                 budget_deadline = min(budget_deadline, armed_at + spec.revert.ttl_s - 5)
                 result = ops.apply(per_host, spec.revert.ttl_s)
-                for host, rs in result.hosts.items():
-                    for r in rs:
-                        journal.write("outcome", host=host, task=r.task, ok=r.ok,
-                                      changed=r.changed, message=r.message,
-                                      name=r.result.get("name"), before=r.result.get("before"),
-                                      after=r.result.get("after"))
+                _journal_outcomes(journal, result, None)
+                _check_applied(result, list(per_host))
+                if prep.base:
+                    after = ops.snapshot(sorted(prep.base),
+                                         touched_keys(base_changes, *step_changes))
+                    exact = {h: applied_diffs(prep.snapshots[h], after[h], hp)
+                             for h, hp in prep.base.items()}
+                    journal.write("applied_check", diffs=exact)
+                    bad = {h: d for h, d in exact.items() if d}
+                    if bad:
+                        host, diffs = next(iter(bad.items()))
+                        raise ApplyFailed(f"{host} differs from the plan after apply: "
+                                          f"{diffs[0]}")
+                    outcome.verdicts.append(Verdict(
+                        "applied exactly the plan (nothing else changed)", True, None,
+                        f"checked {', '.join(sorted(exact))}"))
                 outcome.timings["apply"] = time.monotonic() - t
-                silent = [h for h in per_host if h not in result.hosts]
-                if silent:
-                    raise ApplyFailed(f"apply returned nothing for {', '.join(silent)}")
-                if not result.ok:
-                    bad = result.failures()[0] if result.failures() else None
-                    raise ApplyFailed(f"apply failed on {bad.host}: {bad.task}: {bad.message}"
-                                      if bad else f"apply ended {result.status}")
             sig.checkpoint()
-            outcome.load, observer = _observe(spec, inv, journal, sig, budget_deadline,
-                                              progress)
-            outcome.verdicts = [judge_metric(e, observer.history) for e in spec.expect]
+            observed = observe(spec, inv, journal, sig, budget_deadline, progress, apply_step)
+            outcome.load = {"phases": observed.loads}
+            outcome.transitions = {h: [tr.to_json() for tr in trs]
+                                   for h, trs in observed.transitions.items()}
+            outcome.final_regime = observed.final_regime
+            outcome.verdicts += [judge(e, observed, spec) for e in spec.expect]
             for v in outcome.verdicts:
                 journal.write("verdict", **v.to_json())
             if not all(v.passed for v in outcome.verdicts):
@@ -253,8 +274,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                 progress("reverting and verifying")
                 t = time.monotonic()
                 outcome.reverts = ops.revert({
-                    h: {"plan": revert_plan(hp), "snapshot": snapshots[h]}
-                    for h, hp in outcome.plans.items()})
+                    h: {"plan": rp, "snapshot": prep.snapshots[h]}
+                    for h, rp in prep.revert_plans().items()})
                 outcome.timings["revert_verify"] = time.monotonic() - t
                 for host, rv in outcome.reverts.items():
                     journal.write("revert", host=host, verified=rv.verified,

@@ -105,11 +105,13 @@ class HostOps:
                                      "check that nft and python3 exist on the target")
         return self._snapshots(result, hosts), refusals
 
-    def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float) -> RunResult:
-        """Arm the dead-man switch and apply; the caller journals outcomes per change."""
+    def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float,
+              arm: bool = True) -> RunResult:
+        """Arm the dead-man switch (first apply only) and apply; the caller journals
+        outcomes per change. Later steps apply with arm=False: one timer per host."""
         return run_playbook(self.inventory, "apply", {
             "ctdrill_hosts": pattern(list(per_host)), "ctdrill_run_id": self.run_id,
-            "ctdrill_changes": per_host, "ctdrill_ttl_s": ttl_s})
+            "ctdrill_changes": per_host, "ctdrill_ttl_s": ttl_s, "ctdrill_arm": arm})
 
     def revert(self, per_host: dict[str, dict[str, Any]]) -> dict[str, HostRevert]:
         """Revert to the snapshot, verify, then disarm and unlock (only where verified).

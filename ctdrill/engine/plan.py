@@ -8,12 +8,12 @@ change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ctdrill.engine.nft_render import TABLE_FAMILY, TABLE_NAME, render_bypass_body
-from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, Bypass, DrillSpec
+from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, Bypass, ChangeSet, DrillSpec
 
 Snapshot = Mapping[str, Any]
 
@@ -43,10 +43,12 @@ class HostChanges:
 
 
 def resolve_changes(spec: DrillSpec, pools: Pools,
-                    select: Callable[[str], list[str]]) -> dict[str, HostChanges]:
-    """Merge the spec's change sets per host (later sets win on the same key)."""
+                    select: Callable[[str], list[str]],
+                    change_sets: Sequence[ChangeSet] | None = None) -> dict[str, HostChanges]:
+    """Merge change sets per host (later sets win on the same key); default: the spec's
+    top-level changes (steps pass their own)."""
     out: dict[str, HostChanges] = {}
-    for cs in spec.changes:
+    for cs in spec.changes if change_sets is None else change_sets:
         hosts = select(cs.hosts) if cs.hosts else list(pools.canary)
         for host in sorted(hosts):
             hc = out.setdefault(host, HostChanges())
@@ -128,5 +130,53 @@ def revert_plan(hp: HostPlan) -> dict[str, Any]:
     }
 
 
-def touched_keys(changes: Mapping[str, HostChanges]) -> list[str]:
-    return sorted({k for hc in changes.values() for k in hc.sysctl})
+def merged_revert_plan(plans: Iterable[HostPlan]) -> dict[str, Any]:
+    """One revert plan for a host changed by several plans (base changes and steps)."""
+    sysctl: dict[str, str] = {}
+    tables: list[list[str]] = []
+    for hp in plans:
+        rp = revert_plan(hp)
+        for key, original in rp["sysctl"].items():
+            sysctl.setdefault(key, original)
+        tables += [t for t in rp["nft_tables"] if t not in tables]
+    return {"sysctl": sysctl, "nft_tables": tables}
+
+
+def touched_keys(*changes: Mapping[str, HostChanges]) -> list[str]:
+    return sorted({k for c in changes for hc in c.values() for k in hc.sysctl})
+
+
+def strip_table(ruleset: str, family: str = TABLE_FAMILY, name: str = TABLE_NAME) -> str:
+    """The ruleset without one top-level table block (as `nft -s list ruleset` prints it)."""
+    out, skipping = [], False
+    for line in ruleset.splitlines(keepends=True):
+        if line.startswith(f"table {family} {name} {{"):
+            skipping = True
+            continue
+        if skipping:
+            if line.rstrip("\n") == "}":
+                skipping = False
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+def applied_diffs(original: Snapshot, now: Snapshot, hp: HostPlan) -> list[str]:
+    """Differences between a host's state after apply and exactly what the plan said:
+    planned keys at their new values, every other writable key unchanged, and the
+    ruleset equal to the original plus (only) ctdrill's own table."""
+    diffs = []
+    planned = {c.key: c.after for c in hp.sysctl}
+    keys = set(original.get("writable", [])) | set(planned)
+    keys.discard("net.netfilter.nf_conntrack_count")
+    for key in sorted(keys):
+        want = planned.get(key, original.get("sysctl", {}).get(key))
+        got = now.get("sysctl", {}).get(key)
+        if want != got:
+            diffs.append(f"sysctl {key}: plan says {want}, host has {got}")
+    if strip_table(str(now.get("ruleset", ""))) != original.get("ruleset"):
+        diffs.append("nftables ruleset changed beyond table inet ctd_drill")
+    if hp.nft_body is not None and f"table {TABLE_FAMILY} {TABLE_NAME} {{" not in str(
+            now.get("ruleset", "")):
+        diffs.append("table inet ctd_drill is missing")
+    return diffs

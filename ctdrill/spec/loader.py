@@ -218,6 +218,17 @@ def _tag_values(arm: type[BaseModel], discriminator: str) -> tuple[Any, ...]:
     return typing.get_args(info.annotation) if info is not None else ()
 
 
+def _annotated_discriminator(tp: Any) -> str | None:
+    """The discriminator of `Annotated[A | B, Field(discriminator=...)]`, if any."""
+    if typing.get_origin(tp) is not typing.Annotated:
+        return None
+    for meta in typing.get_args(tp)[1:]:
+        disc = getattr(meta, "discriminator", None)
+        if isinstance(disc, str):
+            return disc
+    return None
+
+
 def _walk(loc: tuple[int | str, ...]) -> _Walk:
     """Follow `loc` through DrillSpec's fields, dropping the union tags pydantic adds."""
     w = _Walk(models={(): DrillSpec})
@@ -250,6 +261,11 @@ def _walk(loc: tuple[int | str, ...]) -> _Walk:
         if origin is list and args:
             path.append(item)
             tp = args[0]
+            item_disc = _annotated_discriminator(tp)
+            if item_disc is not None:  # list of a discriminated union: next loc is the tag
+                disc = item_disc
+                w.arms = [a for a in typing.get_args(_unwrap(tp)) if _is_model(a)]
+                tp = None
         elif origin is dict and len(args) == 2:
             if item == "[key]":
                 w.key_error = True
@@ -390,7 +406,7 @@ def _issue(err: ErrorDetails, w: _Walk, composed: Composed) -> _Issue:
         disc = str(ctx.get("discriminator", "kind")).strip("'")
         tags = [str(t) for arm in w.arms for t in _tag_values(arm, disc)]
         expected = ", ".join(tags) or str(ctx.get("expected_tags", "")).replace("'", "")
-        what = str(path[-1]) if path else "union"
+        what = next((str(p) for p in reversed(path) if isinstance(p, str)), "union")
         tag_path = (*path, disc)
         if typ == "union_tag_invalid" and tag_path in composed.locations:
             value = _data_at(composed.data, tag_path)

@@ -14,6 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ctdrill.probe.spec import ProbeSpec
+from ctdrill.regime.spec import RegimeSpec
+
 KERNEL_WIDE_SYSCTLS = frozenset({
     "net.netfilter.nf_conntrack_max",
     "net.netfilter.nf_conntrack_buckets",
@@ -142,18 +145,123 @@ class Observe(Strict):
     duration_s: float = Field(10.0, gt=0, le=3600)
 
 
-class MetricExpectation(Strict):
-    """After the run: a statistic of one metric on one host compared with a value."""
+Op = Literal[">", ">=", "<", "<=", "=="]
+RegimeName = Literal["CT_HEALTHY", "CT_TIGHTENING", "CT_PRESSURED", "CT_SAFE_CONTAIN"]
 
+
+class MetricExpectation(Strict):
+    """After the run: a statistic of one telemetry metric on one host against a value."""
+
+    kind: Literal["metric"]
     name: str | None = None
     host: str = Field(..., min_length=1)
     metric: Metric
-    stat: Literal["max", "min", "mean", "last", "p95"] = "max"
-    op: Literal[">", ">=", "<", "<=", "=="]
+    stat: Literal["max", "min", "mean", "last", "p95", "sum"] = "max"
+    step: str | None = Field(None, description="Only windows inside this step.")
+    op: Op
     value: float
 
     def describe(self) -> str:
-        return self.name or f"{self.stat}({self.metric}) on {self.host} {self.op} {self.value:g}"
+        where = f" in step {self.step}" if self.step else ""
+        return self.name or (f"{self.stat}({self.metric}) on {self.host}{where} "
+                             f"{self.op} {self.value:g}")
+
+
+class RegimeExpectation(Strict):
+    """The regime machine's record on one host: states reached, order, end, flapping."""
+
+    kind: Literal["regime"]
+    name: str | None = None
+    host: str = Field(..., min_length=1)
+    sequence: list[RegimeName] = Field(default_factory=list,
+                                       description="States entered in this order.")
+    reaches: RegimeName | None = Field(None, description="A state that must be entered ...")
+    within_s: float | None = Field(None, gt=0, description="... within this many seconds "
+                                   "after the load starts.")
+    ends_in: RegimeName | None = Field(None, description="State at the end of observation.")
+    max_transitions: int | None = Field(None, ge=0, description="No flapping: at most this "
+                                        "many transitions in the run.")
+
+    def describe(self) -> str:
+        if self.name:
+            return self.name
+        parts = []
+        if self.sequence:
+            parts.append(" -> ".join(self.sequence))
+        if self.reaches:
+            parts.append(f"reaches {self.reaches}" + (f" within {self.within_s:g}s"
+                                                      if self.within_s else ""))
+        if self.ends_in:
+            parts.append(f"ends in {self.ends_in}")
+        if self.max_transitions is not None:
+            parts.append(f"<= {self.max_transitions} transitions")
+        return f"regime on {self.host}: " + ", ".join(parts)
+
+
+ProbeMetric = Literal["dwell_ms", "osd_ms", "is_bps", "ack_gap_ms", "timeouts", "retried",
+                      "messages", "cdt_p95_bps", "cdt_p99_bps"]
+
+
+class ProbeExpectation(Strict):
+    """The order-flow probe's view: a quantile over one traffic class's messages."""
+
+    kind: Literal["probe"]
+    name: str | None = None
+    proto: Literal["tcp", "udp", "any"] = "any"
+    metric: ProbeMetric
+    quantile: Literal["p50", "p95", "p99", "max"] = "p99"
+    pressure: Literal["all", "high", "low"] = Field("all", description="Only messages sent "
+                                                    "in high / low pressure windows.")
+    step: str | None = None
+    op: Op
+    value: float
+
+    def describe(self) -> str:
+        where = f" in step {self.step}" if self.step else ""
+        q = "" if self.metric in ("timeouts", "retried", "messages") or \
+            self.metric.startswith("cdt") else f"{self.quantile} "
+        return self.name or (f"probe {self.proto} {q}{self.metric} ({self.pressure} pressure"
+                             f"{where}) {self.op} {self.value:g}")
+
+
+class ClassEntriesExpectation(Strict):
+    """Conntrack entries of one traffic class on a host, counted once a second."""
+
+    kind: Literal["class_entries"]
+    name: str | None = None
+    host: str = Field(..., min_length=1)
+    protocol: Literal["tcp", "udp"]
+    port: int = Field(..., ge=1, le=65535)
+    stat: Literal["max", "min", "mean", "last"] = "max"
+    op: Op
+    value: float
+
+    def describe(self) -> str:
+        return self.name or (f"{self.stat} conntrack entries of {self.protocol}/{self.port} "
+                             f"on {self.host} {self.op} {self.value:g}")
+
+
+class StepTrendExpectation(Strict):
+    """Across steps: a per-step statistic must fall (or rise) from step to step."""
+
+    kind: Literal["step_trend"]
+    name: str | None = None
+    source: Literal["metric", "probe"] = "metric"
+    host: str | None = Field(None, description="For metric trends.")
+    metric: str = Field(..., description="A telemetry metric, or a probe metric.")
+    stat: Literal["max", "min", "mean", "last", "p95", "sum", "p50", "p99"] = "mean"
+    steps: list[str] = Field(..., min_length=2)
+    direction: Literal["decreasing", "increasing"]
+    strict: bool = Field(False, description="Strictly monotone instead of non-strictly.")
+
+    def describe(self) -> str:
+        return self.name or (f"{self.stat}({self.metric}) {self.direction} over steps "
+                             f"{', '.join(self.steps)}")
+
+
+Expectation = Annotated[MetricExpectation | RegimeExpectation | ProbeExpectation
+                        | ClassEntriesExpectation | StepTrendExpectation,
+                        Field(discriminator="kind")]
 
 
 class Ceiling(Strict):
@@ -167,6 +275,14 @@ class Ceiling(Strict):
 class Guards(Strict):
     max_duration_s: float = Field(600.0, gt=0, description="Wall-time budget of the whole run.")
     ceilings: list[Ceiling] = Field(default_factory=list)
+
+
+class Step(Strict):
+    """One step of a stepped drill (e.g. capacity steps): its own changes and duration."""
+
+    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9\-_]{0,40}$")
+    duration_s: float = Field(..., gt=0)
+    changes: list[ChangeSet] = Field(default_factory=list)
 
 
 class Revert(Strict):
@@ -183,10 +299,35 @@ class DrillSpec(Strict):
     targets: Targets
     changes: list[ChangeSet] = Field(default_factory=list)
     load: Load = Field(default_factory=NoLoad)
+    probe: ProbeSpec | None = Field(None, description="Order-flow probe run beside the load.")
     observe: Observe = Field(default_factory=Observe)
-    expect: list[MetricExpectation] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list, description="Change sets applied one "
+                              "after another under the same load; observe.duration_s must "
+                              "equal the sum of their durations.")
+    expect: list[Expectation] = Field(default_factory=list)
     guards: Guards = Field(default_factory=Guards)
     revert: Revert = Field(default_factory=Revert)
+    regime: RegimeSpec = Field(default_factory=RegimeSpec)
+
+    @model_validator(mode="after")
+    def steps_fill_the_observation(self) -> DrillSpec:
+        if self.steps:
+            total = sum(st.duration_s for st in self.steps)
+            if abs(total - self.observe.duration_s) > 1e-6:
+                raise ValueError(f"the steps last {total:g} s but observe.duration_s is "
+                                 f"{self.observe.duration_s:g} s; make them equal")
+            names = [st.name for st in self.steps]
+            if len(set(names)) != len(names):
+                raise ValueError("step names must be unique")
+        known = {st.name for st in self.steps}
+        for e in self.expect:
+            refs = e.steps if isinstance(e, StepTrendExpectation) else (
+                [e.step] if isinstance(e, MetricExpectation | ProbeExpectation) and e.step
+                else [])
+            for ref in refs:
+                if ref not in known:
+                    raise ValueError(f"expectation refers to unknown step '{ref}'")
+        return self
 
     @model_validator(mode="after")
     def ttl_covers_the_run(self) -> DrillSpec:

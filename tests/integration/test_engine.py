@@ -36,7 +36,7 @@ changes:
 load: {{kind: udp-flows, source: client, destination: venue, flows: 300, start_s: 0.3}}
 observe: {{hz: 20, duration_s: {duration}}}
 expect:
-  - {{host: gw, metric: count, stat: max, op: ">=", value: 300}}
+  - {{kind: metric, host: gw, metric: count, stat: max, op: ">=", value: 300}}
 revert: {{ttl_s: {ttl}}}
 """
 
@@ -257,7 +257,7 @@ changes:
   - sysctl: {net.netfilter.nf_conntrack_buckets: 8192, net.netfilter.nf_conntrack_max: 8192}
 observe: {hosts: gw, duration_s: 1}
 expect:
-  - {host: gw, metric: max, stat: last, op: "==", value: 8192}
+  - {kind: metric, host: gw, metric: max, stat: last, op: "==", value: 8192}
 """)
     result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path), "--json",
                      runs_dir=tmp_path / "runs")

@@ -114,7 +114,7 @@ def test_statistics_and_expectations() -> None:
     assert statistic([1, 5, 3], "last") == 3
     assert statistic([2, 4], "mean") == 3
     assert statistic(list(range(100)), "p95") == 95
-    exp = MetricExpectation(host="gw", metric="ctr", stat="max", op=">=", value=0.5)
+    exp = MetricExpectation(kind="metric", host="gw", metric="ctr", stat="max", op=">=", value=0.5)
     assert judge_metric(exp, {"gw": [wm(0.1), wm(0.6)]}).passed
     assert not judge_metric(exp, {"gw": [wm(0.1)]}).passed
     missing = judge_metric(exp, {})

@@ -76,12 +76,14 @@ observe:
   duration_s: 20
 expect:
   - name: table fills
+    kind: metric
     host: gw
     metric: ctr
     stat: max
     op: ">="
     value: 0.9
-  - host: gw
+  - kind: metric
+    host: gw
     metric: nfd_per_s
     op: ">"
     value: 0

@@ -1,0 +1,176 @@
+"""Judge every kind of expectation against what the observation recorded (pure)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from ctdrill.engine.judge import OPS, Verdict, statistic
+from ctdrill.engine.observation import ObservationResult, StepSpan
+from ctdrill.metrics.conntrack import WindowMetrics
+from ctdrill.probe.metrics import Message, cdt, gaps, is_proxy, label, quantile
+from ctdrill.probe.spec import ProbeSpec
+from ctdrill.spec.models import (
+    ClassEntriesExpectation,
+    DrillSpec,
+    Expectation,
+    MetricExpectation,
+    ProbeExpectation,
+    RegimeExpectation,
+    StepTrendExpectation,
+)
+
+QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "max": 1.0}
+
+
+def _span(result: ObservationResult, step: str | None) -> tuple[float, float]:
+    if step is None:
+        return float("-inf"), float("inf")
+    span: StepSpan = next(s for s in result.steps if s.name == step)
+    return span.start, span.end
+
+
+def _windows(result: ObservationResult, host: str, step: str | None) -> list[WindowMetrics]:
+    lo, hi = _span(result, step)
+    return [w for w in result.history.get(host, []) if lo <= w.t < hi]
+
+
+def metric_value(result: ObservationResult, host: str, metric: str, stat: str,
+                 step: str | None) -> tuple[float | None, int]:
+    ws = _windows(result, host, step)
+    if not ws:
+        return None, 0
+    values = [float(getattr(w, metric)) for w in ws]
+    if stat == "sum":
+        return sum(values), len(values)
+    if stat in ("p50", "p99"):
+        q = quantile(values, QUANTILES[stat])
+        return q, len(values)
+    return statistic(values, stat), len(values)
+
+
+def _metric(e: MetricExpectation, result: ObservationResult) -> Verdict:
+    value, n = metric_value(result, e.host, e.metric, e.stat, e.step)
+    if value is None:
+        return Verdict(e.describe(), False, None, f"no observations of {e.host}")
+    return Verdict(e.describe(), OPS[e.op](value, e.value), value,
+                   f"{e.stat}({e.metric}) = {value:.4g} over {n} windows")
+
+
+def _regime(e: RegimeExpectation, result: ObservationResult) -> Verdict:
+    trs = result.transitions.get(e.host)
+    if trs is None:
+        return Verdict(e.describe(), False, None, f"{e.host} was not observed")
+    entered = [t.to_state.value for t in trs]
+    problems = []
+    it = iter(entered)
+    if e.sequence and not all(any(s == x for x in it) for s in e.sequence):
+        problems.append(f"sequence {' -> '.join(e.sequence)} not seen")
+    if e.reaches:
+        hits = [t for t in trs if t.to_state.value == e.reaches]
+        if not hits:
+            problems.append(f"never reached {e.reaches}")
+        elif e.within_s is not None:
+            origin = result.load_start or result.started
+            delay = hits[0].t - origin
+            if delay > e.within_s:
+                problems.append(f"reached {e.reaches} {delay:.1f}s after the load started")
+    final = result.final_regime.get(e.host)
+    if e.ends_in and final != e.ends_in:
+        problems.append(f"ended in {final}")
+    if e.max_transitions is not None and len(trs) > e.max_transitions:
+        problems.append(f"{len(trs)} transitions (flapping)")
+    path = " -> ".join(["CT_HEALTHY", *entered])
+    return Verdict(e.describe(), not problems, float(len(trs)),
+                   "; ".join(problems) + ("; " if problems else "") + f"path {path}")
+
+
+def probe_messages(result: ObservationResult, proto: str, pressure: str,
+                   step: str | None) -> list[Message]:
+    lo, hi = _span(result, step)
+    msgs = [m for m in result.messages if lo <= m.sent < hi
+            and (proto == "any" or m.proto == proto)]
+    if pressure == "all":
+        return msgs
+    series = result.pressure()
+    return [m for m in msgs
+            if label(m.sent - 0.5, m.sent + 0.5 + (m.dwell or 0.0), series, 0.9, 0.7)
+            == pressure]
+
+
+def probe_value(msgs: Sequence[Message], metric: str, q: str, spec: ProbeSpec,
+                result: ObservationResult) -> float | None:
+    if metric == "messages":
+        return float(len(msgs))
+    if metric == "timeouts":
+        return float(sum(m.timed_out for m in msgs))
+    if metric == "retried":
+        return float(sum(m.attempts > 1 for m in msgs))
+    if metric.startswith("cdt"):
+        c = cdt(msgs, result.pressure(), spec.drift, spec.timeout_s, spec.window_s)
+        return c.p95_bps if metric == "cdt_p95_bps" else c.p99_bps
+    if metric == "dwell_ms":
+        values = [d * 1000 for m in msgs if (d := m.dwell) is not None]
+    elif metric == "osd_ms":
+        values = [o * 1000 for m in msgs if (o := m.osd) is not None]
+    elif metric == "ack_gap_ms":
+        values = [g * 1000 for g in gaps(m.acked for m in msgs
+                                         if m.acked is not None and m.verb == "NEW")]
+    else:  # is_bps
+        values = [is_proxy(m, spec.drift, spec.timeout_s) for m in msgs]
+    return quantile(values, QUANTILES[q])
+
+
+def _probe(e: ProbeExpectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
+    if spec.probe is None:
+        return Verdict(e.describe(), False, None, "the drill runs no probe")
+    msgs = probe_messages(result, e.proto, e.pressure, e.step)
+    value = probe_value(msgs, e.metric, e.quantile, spec.probe, result)
+    if value is None:
+        return Verdict(e.describe(), False, None, f"no data ({len(msgs)} messages)")
+    return Verdict(e.describe(), OPS[e.op](value, e.value), value,
+                   f"{e.metric} = {value:.4g} over {len(msgs)} messages")
+
+
+def _class(e: ClassEntriesExpectation, result: ObservationResult) -> Verdict:
+    series = [n for _, n in result.class_series.get((e.host, e.protocol, e.port), [])]
+    if not series:
+        return Verdict(e.describe(), False, None, "no counts taken")
+    value = statistic([float(n) for n in series], e.stat)
+    return Verdict(e.describe(), OPS[e.op](value, e.value), value,
+                   f"{e.stat} = {value:g} over {len(series)} counts")
+
+
+def _trend(e: StepTrendExpectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
+    values: list[float | None] = []
+    for step in e.steps:
+        if e.source == "metric":
+            v, _ = metric_value(result, e.host or "", e.metric, e.stat, step)
+        elif spec.probe is not None:
+            v = probe_value(probe_messages(result, "any", "all", step), e.metric,
+                            e.stat if e.stat in QUANTILES else "p95", spec.probe, result)
+        else:
+            v = None
+        values.append(v)
+    shown = ", ".join(f"{s}={'n/a' if v is None else f'{v:.4g}'}"
+                      for s, v in zip(e.steps, values, strict=True))
+    if any(v is None for v in values):
+        return Verdict(e.describe(), False, None, f"missing data: {shown}")
+    vs = [v for v in values if v is not None]
+    if e.direction == "decreasing":
+        ok = all((a > b) if e.strict else (a >= b) for a, b in itertools.pairwise(vs))
+    else:
+        ok = all((a < b) if e.strict else (a <= b) for a, b in itertools.pairwise(vs))
+    return Verdict(e.describe(), ok, vs[-1] - vs[0], shown)
+
+
+def judge(e: Expectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
+    if isinstance(e, MetricExpectation):
+        return _metric(e, result)
+    if isinstance(e, RegimeExpectation):
+        return _regime(e, result)
+    if isinstance(e, ProbeExpectation):
+        return _probe(e, result, spec)
+    if isinstance(e, ClassEntriesExpectation):
+        return _class(e, result)
+    return _trend(e, result, spec)
