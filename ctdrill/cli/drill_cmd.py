@@ -59,7 +59,27 @@ def plan(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
         raise InvalidInput(refusals[0], "fix the drill spec; nothing was changed")
 
 
+def _transitions_table(outcome: DrillOutcome) -> Table | None:
+    rows = [(h, tr) for h, trs in outcome.transitions.items() for tr in trs]
+    if not rows:
+        return None
+    t0 = min(tr["t"] for _, tr in rows)
+    table = Table(title="regime transitions", title_justify="left")
+    for col in ("t+s", "host", "from", "to", "signal", "value / threshold"):
+        table.add_column(col)
+    for host, tr in sorted(rows, key=lambda r: r[1]["t"]):
+        table.add_row(f"{tr['t'] - t0:6.2f}", host, tr["from_state"], tr["to_state"],
+                      tr["signal"], f"{tr['value']:.4g} / {tr['threshold']:.4g}")
+    return table
+
+
 def _summary(outcome: DrillOutcome) -> None:
+    transitions = _transitions_table(outcome)
+    if transitions is not None:
+        console.print(transitions)
+    if outcome.final_regime:
+        console.print("final regime: " + ", ".join(f"{h} {r}" for h, r in
+                                                   outcome.final_regime.items()))
     if outcome.verdicts:
         table = Table(title="expectations", title_justify="left")
         for col in ("expectation", "verdict", "observed"):
