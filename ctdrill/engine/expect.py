@@ -106,6 +106,8 @@ def probe_value(msgs: Sequence[Message], metric: str, q: str, spec: ProbeSpec,
         return float(sum(m.timed_out for m in msgs))
     if metric == "retried":
         return float(sum(m.attempts > 1 for m in msgs))
+    if metric == "lost_reports":
+        return float(sum(m.lost_report for m in msgs))
     if metric.startswith("cdt"):
         c = cdt(msgs, result.pressure(), spec.drift, spec.timeout_s, spec.window_s)
         return c.p95_bps if metric == "cdt_p95_bps" else c.p99_bps

@@ -2,8 +2,9 @@
 
 Sends synthetic orders at a fixed rate, each on a NEW flow (a new TCP connection or a
 new UDP socket, i.e. a new 5-tuple through the gateway), plus cancel/replace messages
-on new flows, and logs one JSON line per message: when it was sent, when the ACK (and
-FILL) arrived, how many attempts it took, whether it timed out.
+on new flows, and logs one JSON line per message: when it was sent, when the ACK
+arrived, how many attempts it took, whether it timed out. Execution reports (FILL)
+arrive from the venue on new flows to the report port; each first receipt is logged.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ async def message(a: argparse.Namespace, proto: str, oid: str, verb: str,
     while attempts <= a.retries and ack_t is None:
         attempts += 1
         try:
-            ack_t, fill_t = await exchange(a.venue, port, f"{verb} {oid}{flag}\n", want_fill,
+            ack_t, fill_t = await exchange(a.venue, port, f"{verb} {oid}{flag}\n", False,
                                            a.timeout)
         except (TimeoutError, OSError):
             ack_t = None
@@ -107,7 +108,7 @@ async def message(a: argparse.Namespace, proto: str, oid: str, verb: str,
 async def order(a: argparse.Namespace, rng: random.Random, n: int, proto: str) -> None:
     oid = f"{proto[0]}{n}"
     want_fill = rng.random() < a.fill_ratio
-    acked = await message(a, proto, oid, "NEW", want_fill)
+    acked = await message(a, proto, oid, "NEW", want_fill)  # the fill comes as a report
     if acked is None:
         return
     r = rng.random()
@@ -117,8 +118,24 @@ async def order(a: argparse.Namespace, rng: random.Random, n: int, proto: str) -
         await message(a, proto, oid, "RPL", False)
 
 
+class Reports(asyncio.DatagramProtocol):
+    """Receives FILL reports; logs the first receipt of each."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        parts = data.decode(errors="replace").split()
+        if len(parts) >= 2 and parts[0] == "FILL" and parts[1] not in self.seen:
+            self.seen.add(parts[1])
+            log({"ev": "fill", "id": parts[1], "t": time.time()})
+
+
 async def run(a: argparse.Namespace) -> None:
     rng = random.Random(a.seed)
+    loop = asyncio.get_running_loop()
+    reports, _ = await loop.create_datagram_endpoint(Reports, local_addr=("0.0.0.0",
+                                                                          a.report_port))
     protos = ["tcp", "udp"] if a.proto == "both" else [a.proto]
     period = 1.0 / a.rate
     start = time.monotonic()
@@ -134,6 +151,8 @@ async def run(a: argparse.Namespace) -> None:
         await asyncio.sleep(max(0.0, start + n * period - time.monotonic()))
     if tasks:
         await asyncio.wait(tasks, timeout=a.timeout * (a.retries + 1) * 2 + 1)
+    await asyncio.sleep(a.report_grace)  # late reports still count
+    reports.close()
     log({"ev": "end", "t": time.time(), "orders": n})
 
 
@@ -142,6 +161,8 @@ def main() -> int:
     p.add_argument("--venue", required=True)
     p.add_argument("--tcp-port", type=int, default=9001)
     p.add_argument("--udp-port", type=int, default=9002)
+    p.add_argument("--report-port", type=int, default=9003)
+    p.add_argument("--report-grace", type=float, default=1.0)
     p.add_argument("--proto", choices=["tcp", "udp", "both"], default="tcp")
     p.add_argument("--rate", type=float, default=50.0)
     p.add_argument("--duration", type=float, default=10.0)

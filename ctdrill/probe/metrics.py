@@ -4,9 +4,10 @@ Definitions (docs/PROBE.md has the prose):
 - pending dwell: ack time - first send time (how long the client's order is pending);
 - gaps: inter-arrival times of ACKs, FILLs and cancel ACKs, each stream separately;
 - bursts: the most state-transition events (acks, fills) in any `burst_window_ms`;
-- OSD (order state skew): client's view of an order's state age minus the venue's
-  ground truth = ack time - venue accept time: how long the client believed an order
-  pending that the venue already held;
+- OSD (order state skew): how long the client's view of an order lagged the venue's
+  ground truth: ack time - venue accept time (pending at the client, live at the
+  venue) and, for fills, report receipt time - venue fill time (live at the client,
+  filled at the venue; reports travel on new flows, so conntrack drops delay them);
 - IS proxy (bps): DriftModel applied to the pending dwell, plus retry and timeout
   penalties;
 - CDT: p95/p99 of the IS proxy over orders in high-pressure windows minus the same
@@ -39,6 +40,12 @@ class Message:
     filled: float | None
     attempts: int
     accepted: float | None  # venue ground truth; None if the venue never saw it
+    fill_sent: float | None = None  # venue ground truth: when it filled the order
+
+    @property
+    def lost_report(self) -> bool:
+        """The venue filled the order but its report never reached the client."""
+        return self.fill_sent is not None and self.filled is None
 
     @property
     def timed_out(self) -> bool:
@@ -50,25 +57,40 @@ class Message:
 
     @property
     def osd(self) -> float | None:
-        if self.acked is None or self.accepted is None:
-            return None
-        return max(0.0, self.acked - self.accepted)
+        skews = []
+        if self.acked is not None and self.accepted is not None:
+            skews.append(self.acked - self.accepted)
+        if self.filled is not None and self.fill_sent is not None:
+            skews.append(self.filled - self.fill_sent)
+        return max(0.0, *skews) if skews else None
 
 
 def join(client: Iterable[dict[str, Any]], venue: Iterable[dict[str, Any]]) -> list[Message]:
-    """Join client records with the venue's first accept of the same (id, verb)."""
+    """Join client messages with the venue's first accept of the same (id, verb), the
+    venue's fill time and the client's first fill report receipt of the same id."""
     accepted: dict[tuple[str, str], float] = {}
+    fill_sent: dict[str, float] = {}
     for v in venue:
         if v.get("ev") == "accept":
             accepted.setdefault((v["id"], v["verb"]), float(v["t"]))
+        elif v.get("ev") == "fill":
+            fill_sent.setdefault(v["id"], float(v["t"]))
+    client = list(client)
+    received = {}
+    for c in client:
+        if c.get("ev") == "fill":
+            received.setdefault(c["id"], float(c["t"]))
     out = []
     for c in client:
         if c.get("ev") != "msg":
             continue
+        new = c["verb"] == "NEW"
         out.append(Message(id=c["id"], verb=c["verb"], proto=c["proto"], sent=float(c["sent"]),
-                           acked=c.get("acked"), filled=c.get("filled"),
+                           acked=c.get("acked"),
+                           filled=received.get(c["id"]) if new else None,
                            attempts=int(c.get("attempts", 1)),
-                           accepted=accepted.get((c["id"], c["verb"]))))
+                           accepted=accepted.get((c["id"], c["verb"])),
+                           fill_sent=fill_sent.get(c["id"]) if new else None))
     return sorted(out, key=lambda m: m.sent)
 
 

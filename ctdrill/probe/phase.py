@@ -99,7 +99,8 @@ class ProbePhase:
             ["ip", "netns", "exec", str(self.client_ns), sys.executable, "-u",
              str(Path(client_script.__file__)), "--venue", str(self.venue_addr),
              "--tcp-port", str(s.tcp_port), "--udp-port", str(s.udp_port),
-             "--proto", s.proto, "--rate", str(s.rate), "--duration", str(self.duration_s),
+             "--report-port", str(s.report_port), "--proto", s.proto, "--rate", str(s.rate),
+             "--duration", str(self.duration_s),
              "--timeout", str(s.timeout_s), "--retries", str(s.retries),
              "--fill-ratio", str(s.fill_ratio), "--cancel-ratio", str(s.cancel_ratio),
              "--replace-ratio", str(s.replace_ratio)],
@@ -111,19 +112,21 @@ class ProbePhase:
             return []
         return join(list(self._cr.records), list(self._vr.records))
 
-    def live_osd_ms(self, now: float, horizon_s: float = 1.0) -> float:
-        """State skew right now: the p95, over messages the venue accepted in the last
-        `horizon_s`, of how long the client lagged (still pending ones count to `now`)."""
+    def live_osd_ms(self, now: float, horizon_s: float = 2.0) -> float:
+        """State skew right now: the p95, over venue state changes (accepts, fills) of the
+        last `horizon_s`, of how long the client lagged; not yet seen counts up to now."""
         if self._vr is None or self._cr is None:
             return 0.0
-        acked = {(r["id"], r["verb"]): r.get("acked") for r in list(self._cr.records)
-                 if r.get("ev") == "msg"}
+        client = list(self._cr.records)
+        acked = {(r["id"], r["verb"]): r.get("acked") for r in client if r.get("ev") == "msg"}
+        filled = {r["id"]: float(r["t"]) for r in client if r.get("ev") == "fill"}
         skews = []
         for v in list(self._vr.records):
-            if v.get("ev") != "accept" or now - float(v["t"]) > horizon_s:
+            ev = v.get("ev")
+            if ev not in ("accept", "fill") or now - float(v["t"]) > horizon_s:
                 continue
-            a = acked.get((v["id"], v["verb"]))
-            skews.append(((a if a is not None else now) - float(v["t"])) * 1000)
+            seen = acked.get((v["id"], v["verb"])) if ev == "accept" else filled.get(v["id"])
+            skews.append(((seen if seen is not None else now) - float(v["t"])) * 1000)
         return quantile(skews, 0.95) or 0.0
 
     def stop(self) -> dict[str, Any]:
@@ -142,6 +145,7 @@ class ProbePhase:
             "messages": len(msgs),
             "timeouts": sum(m.timed_out for m in msgs),
             "retried": sum(m.attempts > 1 for m in msgs),
+            "lost_reports": sum(m.lost_report for m in msgs),
             "dwell_ms_p50": quantile(dwell, 0.5), "dwell_ms_p99": quantile(dwell, 0.99),
             "windows": [w.to_json() for w in windows(
                 msgs, self.spec.window_s, self.spec.drift, self.spec.timeout_s,

@@ -36,6 +36,8 @@ class ProbeSpec(_Strict):
     rate: float = Field(50.0, gt=0, le=2000, description="New orders per second (per proto).")
     tcp_port: int = Field(9001, ge=1, le=65535)
     udp_port: int = Field(9002, ge=1, le=65535)
+    report_port: int = Field(9003, ge=1, le=65535, description="Client port that fill "
+                             "reports (new flows from the venue) arrive on.")
     timeout_s: float = Field(2.0, gt=0, le=30, description="Per attempt.")
     retries: int = Field(2, ge=0, le=10)
     fill_ratio: float = Field(0.5, ge=0, le=1)

@@ -120,3 +120,18 @@ def test_cdt_is_the_incremental_tail_under_pressure() -> None:
 def test_probe_spec_defaults() -> None:
     s = ProbeSpec()
     assert s.client == "client" and s.venue == "venue" and s.proto == "tcp"
+
+
+def test_fill_reports_on_new_flows_give_state_skew() -> None:
+    client = [{"ev": "msg", "id": "t1", "verb": "NEW", "proto": "tcp", "sent": 1.0,
+               "acked": 1.001, "attempts": 1},
+              {"ev": "msg", "id": "t2", "verb": "NEW", "proto": "tcp", "sent": 1.0,
+               "acked": 1.001, "attempts": 1},
+              {"ev": "fill", "id": "t1", "t": 2.5}]
+    venue = [{"ev": "accept", "id": "t1", "verb": "NEW", "t": 1.0005},
+             {"ev": "accept", "id": "t2", "verb": "NEW", "t": 1.0005},
+             {"ev": "fill", "id": "t1", "t": 1.01}, {"ev": "fill", "id": "t2", "t": 1.01}]
+    m1, m2 = join(client, venue)
+    assert m1.osd == pytest.approx(1.49)  # the report arrived 1.49 s after the fill
+    assert not m1.lost_report
+    assert m2.lost_report and m2.osd == pytest.approx(0.0005)
