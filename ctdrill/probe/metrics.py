@@ -76,7 +76,7 @@ def join(client: Iterable[dict[str, Any]], venue: Iterable[dict[str, Any]]) -> l
         elif v.get("ev") == "fill":
             fill_sent.setdefault(v["id"], float(v["t"]))
     client = list(client)
-    received = {}
+    received: dict[str, float] = {}
     for c in client:
         if c.get("ev") == "fill":
             received.setdefault(c["id"], float(c["t"]))
