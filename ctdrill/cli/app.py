@@ -10,6 +10,7 @@ from ctdrill.cli.demo_cmd import demo
 from ctdrill.cli.drill_cmd import plan, revert, run
 from ctdrill.cli.observe_cmd import observe
 from ctdrill.cli.spec_cmd import schema, validate
+from ctdrill.cli.surge_cmd import surge
 
 app = typer.Typer(
     name="ctdrill",
@@ -26,6 +27,7 @@ app.command()(run)
 app.command()(revert)
 app.command()(validate)
 app.command()(schema)
+app.command()(surge)
 
 
 def _version(value: bool) -> None:

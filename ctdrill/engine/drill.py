@@ -138,7 +138,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
     select(spec.observe.hosts or spec.targets.hosts)
     for ceiling in spec.guards.ceilings:
         select(ceiling.hosts)
-    build_load(spec.load, LoadContext(inv))
+    load_ctx = LoadContext(inv, Path(spec_path).resolve().parent if spec_path else None)
+    build_load(spec.load, load_ctx)
     if spec.probe is not None:
         ProbePhase(spec.probe, inv, spec.observe.duration_s)
     for exp in spec.expect:
@@ -242,7 +243,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                         f"checked {', '.join(sorted(exact))}"))
                 outcome.timings["apply"] = time.monotonic() - t
             sig.checkpoint()
-            observed = observe(spec, inv, journal, sig, budget_deadline, progress, apply_step)
+            observed = observe(spec, inv, journal, sig, budget_deadline, progress, apply_step,
+                               load_ctx)
             outcome.load = {"phases": observed.loads}
             outcome.transitions = {h: [tr.to_json() for tr in trs]
                                    for h, trs in observed.transitions.items()}

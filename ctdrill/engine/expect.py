@@ -31,8 +31,10 @@ def _span(result: ObservationResult, step: str | None) -> tuple[float, float]:
 
 
 def _windows(result: ObservationResult, host: str, step: str | None) -> list[WindowMetrics]:
+    """Windows lying wholly inside the step: a rate window straddling a step change
+    would charge one step's drops to the next."""
     lo, hi = _span(result, step)
-    return [w for w in result.history.get(host, []) if lo <= w.t < hi]
+    return [w for w in result.history.get(host, []) if lo <= w.t - w.window_s and w.t < hi]
 
 
 def metric_value(result: ObservationResult, host: str, metric: str, stat: str,

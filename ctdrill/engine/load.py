@@ -9,11 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ctdrill.errors import InvalidInput
 from ctdrill.lab.flows import send_udp_flows
 from ctdrill.spec.models import NoLoad, UdpFlowsLoad
+from ctdrill.surge.phase import SurgePhase
+from ctdrill.surge.spec import SurgeLoad
 from ctdrill.targets.inventory import Inventory
 
 
@@ -30,6 +33,9 @@ class LoadPhase(Protocol):
 @dataclass(frozen=True)
 class LoadContext:
     inventory: Inventory
+    base_dir: Path | None = None
+    """Where relative paths in the load spec (replay profiles, pcaps) are resolved:
+    the spec file's directory."""
 
 
 class IdleLoad:
@@ -87,6 +93,7 @@ class UdpFlows:
 LOADS: dict[type, Callable[[Any, LoadContext], LoadPhase]] = {
     NoLoad: lambda spec, ctx: IdleLoad(),
     UdpFlowsLoad: UdpFlows,
+    SurgeLoad: SurgePhase,
 }
 
 

@@ -84,12 +84,12 @@ class _LiveProbeSignals:
 
 def observe(spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
             budget_deadline: float, progress: Callable[[str], None],
-            apply_step: StepHook) -> ObservationResult:
+            apply_step: StepHook, load_ctx: LoadContext) -> ObservationResult:
     """Run the observation window; guards and signals raise StopRequested."""
     targets = inv.select(spec.observe.hosts or spec.targets.hosts)
     names = [t.name for t in targets]
     ceilings = [(c, {t.name for t in inv.select(c.hosts)}) for c in spec.guards.ceilings]
-    phases: list[tuple[str, LoadPhase]] = [("load", build_load(spec.load, LoadContext(inv)))]
+    phases: list[tuple[str, LoadPhase]] = [("load", build_load(spec.load, load_ctx))]
     probe = ProbePhase(spec.probe, inv, spec.observe.duration_s) if spec.probe else None
     if probe is not None:
         phases.append(("probe", probe))

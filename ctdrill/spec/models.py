@@ -33,6 +33,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
+# after Strict, which the surge spec builds on (ctdrill/surge/__init__.py explains)
+from ctdrill.surge.spec import SurgeLoad  # noqa: E402
+
+
 class Canary(Strict):
     """Which share of the targets gets the changes; the rest is the control pool."""
 
@@ -134,7 +138,7 @@ class UdpFlowsLoad(Strict):
     start_s: float = Field(1.0, ge=0, description="Seconds into the observation.")
 
 
-Load = Annotated[NoLoad | UdpFlowsLoad, Field(discriminator="kind")]
+Load = Annotated[NoLoad | UdpFlowsLoad | SurgeLoad, Field(discriminator="kind")]
 
 
 class Observe(Strict):
@@ -199,7 +203,7 @@ class RegimeExpectation(Strict):
 
 
 ProbeMetric = Literal["dwell_ms", "osd_ms", "is_bps", "ack_gap_ms", "timeouts", "retried",
-                      "messages", "cdt_p95_bps", "cdt_p99_bps"]
+                      "messages", "lost_reports", "cdt_p95_bps", "cdt_p99_bps"]
 
 
 class ProbeExpectation(Strict):
@@ -218,7 +222,7 @@ class ProbeExpectation(Strict):
 
     def describe(self) -> str:
         where = f" in step {self.step}" if self.step else ""
-        q = "" if self.metric in ("timeouts", "retried", "messages") or \
+        q = "" if self.metric in ("timeouts", "retried", "messages", "lost_reports") or \
             self.metric.startswith("cdt") else f"{self.quantile} "
         return self.name or (f"probe {self.proto} {q}{self.metric} ({self.pressure} pressure"
                              f"{where}) {self.op} {self.value:g}")

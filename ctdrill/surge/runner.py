@@ -1,0 +1,261 @@
+"""Run a planned surge: start the workers, start them together, watch, stop, report.
+
+The controller never sends a packet itself. It builds the frames' recipe, starts one
+worker process per core (each pinned, in its own session), installs the answer-
+suppressing nft tables, says `go`, and relays a stop as one SIGTERM per worker. The
+tables are removed and the workers reaped on every way out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from ctdrill.errors import EnvironmentProblem
+from ctdrill.surge import suppress
+from ctdrill.surge.build import build
+from ctdrill.surge.plan import SurgePlan
+from ctdrill.surge.result import aggregate
+
+SOFTNET = Path("/proc/net/softnet_stat")
+READY_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 15.0
+"""A stopped worker still resets its ASSURED flows (teardown, capped at 10 s)."""
+
+
+def backlog_drops() -> int:
+    """Frames the kernel dropped at a full per-CPU backlog (all CPUs, all namespaces):
+    they left the socket, so they count as sent, but never reached conntrack."""
+    try:
+        rows = SOFTNET.read_text().split("\n")
+    except OSError:
+        return 0
+    return sum(int(r.split()[1], 16) for r in rows if len(r.split()) > 1)
+
+
+class _WorkerProc:
+    def __init__(self, config: dict[str, Any],
+                 on_phase_end: Callable[[], None] = lambda: None) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ctdrill.surge.worker"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
+            start_new_session=True)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(config) + "\n")
+        self.proc.stdin.flush()
+        self.ready = threading.Event()
+        self.finished = threading.Event()
+        self.failed = ""
+        self.progress: dict[str, Any] = {}
+        self.done: dict[str, Any] | None = None
+        self.signalled = False
+        self.phases_ended = 0
+        self._on_phase_end = on_phase_end
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, daemon=True, name="ctd-surge-rd")
+        self._thread.start()
+
+    def _read(self) -> None:
+        out: IO[str] | None = self.proc.stdout
+        assert out is not None
+        for line in out:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            kind = msg.get("type")
+            if kind == "ready":
+                self.ready.set()
+            elif kind == "progress":
+                self.progress = msg
+            elif kind == "phase_end":
+                self.progress = msg
+                self.phases_ended += 1
+                self._on_phase_end()
+            elif kind == "done":
+                self.done = msg
+            elif kind == "failed":
+                self.failed = str(msg.get("error", "failed"))
+                self.ready.set()
+        self.proc.wait()
+        if not self.failed and self.done is None:
+            err = self.proc.stderr.read().strip().splitlines() if self.proc.stderr else []
+            self.failed = err[-1] if err else f"worker exited with {self.proc.returncode}"
+        self.ready.set()
+        self.finished.set()
+        self._on_phase_end()  # a dead worker no longer holds the barrier
+
+    def send(self, line: str) -> None:
+        """A control line (`go`, `next`); stdin stays open for the next one."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(line + "\n")
+            self.proc.stdin.flush()
+
+    def cancel(self) -> None:
+        """Close stdin: a worker waiting for `go` or `next` stops there."""
+        with self._lock, contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+
+    def signal(self) -> None:
+        """One SIGTERM; a second would skip the ASSURED teardown."""
+        if not self.signalled and self.proc.poll() is None:
+            self.signalled = True
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+
+    def reap(self, timeout: float) -> None:
+        if not self.finished.wait(timeout):
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            self.finished.wait(2)
+        for f in (self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    f.close()
+
+
+class SurgeRun:
+    """One surge: start() returns once packets flow; stop() returns the result."""
+
+    def __init__(self, plan: SurgePlan) -> None:
+        self.plan = plan
+        self.workers: list[_WorkerProc] = []
+        self.summary: dict[str, Any] = {}
+        self._stack = contextlib.ExitStack()
+        self._workdir: Path | None = None
+        self._stop_reason: str | None = None
+        self._result: dict[str, Any] | None = None
+        self._barrier_lock = threading.Lock()
+        self._released = 0
+        self._drops0 = 0
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self._workdir = Path(tempfile.mkdtemp(prefix="ctd-surge-"))
+        try:
+            built = build(self.plan, self._workdir)
+            self.summary = built.summary
+            self.workers = [_WorkerProc(c, self._phase_barrier) for c in built.configs]
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            for w in self.workers:
+                w.ready.wait(max(0.0, deadline - time.monotonic()))
+            failed = [w.failed for w in self.workers if w.failed or not w.ready.is_set()]
+            if failed:
+                raise EnvironmentProblem(f"surge worker failed to start: {failed[0] or 'timeout'}",
+                                         "check the lab ('ctdrill lab status')")
+            self._stack.enter_context(suppress.silenced(built.silences))
+            self._drops0 = backlog_drops()
+            self.started_at = time.time()
+            for w in self.workers:
+                w.send("go")
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _phase_barrier(self) -> None:
+        """Release the next phase once every live worker has ended the current one."""
+        with self._barrier_lock:
+            live = [w for w in self.workers if not w.finished.is_set()]
+            if not live:
+                return
+            level = min(w.phases_ended for w in live)
+            if level > self._released and all(w.phases_ended == level for w in live):
+                self._released = level
+                for w in live:
+                    w.send("next")
+
+    def totals(self) -> dict[str, Any]:
+        """Live sums of the workers' latest progress."""
+        keys = ("flows", "completed", "packets", "errors", "enobufs")
+        out: dict[str, Any] = {k: 0 for k in keys}
+        for w in self.workers:
+            src = w.done or w.progress
+            for k in keys:
+                out[k] += int(src.get(k, 0))
+        phases = [str((w.done or w.progress).get("phase", "")) for w in self.workers]
+        out["phase"] = phases[0] if phases else ""
+        return out
+
+    def finished(self) -> bool:
+        return all(w.finished.is_set() for w in self.workers)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        end = None if timeout is None else time.monotonic() + timeout
+        for w in self.workers:
+            left = None if end is None else max(0.0, end - time.monotonic())
+            if not w.finished.wait(left):
+                return False
+        return True
+
+    def stop(self, reason: str | None = None) -> dict[str, Any]:
+        """Stop (early if still running), reap, clean up; the result, truthful counts."""
+        if self._result is not None:
+            return self._result
+        if reason and not self.finished():
+            self._stop_reason = reason
+        self._shutdown()
+        reports = [w.done for w in self.workers if w.done is not None]
+        result = aggregate(reports, stopped=self._stop_reason)
+        result["backlog_drops"] = backlog_drops() - self._drops0 if self.started_at else 0
+        failures = [w.failed for w in self.workers if w.failed]
+        if failures and not result["error"]:
+            result["error"] = failures[0]
+        spec = self.plan.spec
+        self._result = {"kind": "surge", "source": self.plan.source,
+                        "destination": str(self.plan.destination),
+                        "protocol": spec.protocol, "mode": spec.mode,
+                        "shape": spec.shape.kind, **result}
+        return self._result
+
+    def _shutdown(self) -> None:
+        try:
+            for w in self.workers:
+                if w.proc.poll() is None and w.done is None:
+                    if w.ready.is_set() and self.started_at:
+                        w.signal()
+                    w.cancel()
+            for w in self.workers:
+                w.reap(STOP_TIMEOUT_S)
+        finally:
+            self._stack.close()
+            if self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+                self._workdir = None
+
+
+class Surge(Protocol):
+    """What the CLI, the engine and the bench drive: a local or a remote surge."""
+
+    started_at: float
+
+    def start(self) -> None: ...
+
+    def finished(self) -> bool: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def totals(self) -> dict[str, Any]: ...
+
+    def stop(self, reason: str | None = None) -> dict[str, Any]: ...
+
+
+def open_surge(plan: SurgePlan) -> Surge:
+    """A surge run here (lab namespaces, this host), or on the SSH source host."""
+    if plan.remote is not None:
+        from ctdrill.surge.remote import RemoteSurge
+
+        return RemoteSurge(plan)
+    return SurgeRun(plan)
