@@ -77,6 +77,14 @@ def _summary(outcome: DrillOutcome) -> None:
     transitions = _transitions_table(outcome)
     if transitions is not None:
         console.print(transitions)
+    if outcome.metrics:
+        table = Table(title="key metrics", title_justify="left")
+        table.add_column("where")
+        table.add_column("metrics")
+        for where, values in outcome.metrics.items():
+            table.add_row(where, ", ".join(
+                f"{k} {'n/a' if v is None else f'{v:.4g}'}" for k, v in values.items()))
+        console.print(table)
     if outcome.final_regime:
         console.print("final regime: " + ", ".join(f"{h} {r}" for h, r in
                                                    outcome.final_regime.items()))

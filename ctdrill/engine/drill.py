@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdrill.ansible.runner import RunResult
-from ctdrill.engine.expect import judge
+from ctdrill.engine.expect import judge, key_metrics
 from ctdrill.engine.hostops import HostOps, HostRevert
 from ctdrill.engine.journal import Journal
 from ctdrill.engine.judge import Verdict
@@ -65,6 +65,7 @@ class DrillOutcome:
     timings: dict[str, float] = field(default_factory=dict)
     transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     final_regime: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     @property
     def reverted_ok(self) -> bool:
@@ -81,6 +82,7 @@ class DrillOutcome:
             "changes": {h: p.to_json() for h, p in self.plans.items()},
             "load": self.load, "timings_s": self.timings,
             "transitions": self.transitions, "final_regime": self.final_regime,
+            "metrics": self.metrics,
         }
 
 
@@ -249,6 +251,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
             outcome.transitions = {h: [tr.to_json() for tr in trs]
                                    for h, trs in observed.transitions.items()}
             outcome.final_regime = observed.final_regime
+            outcome.metrics = key_metrics(observed, spec)
+            journal.write("metrics", metrics=outcome.metrics)
             outcome.verdicts += [judge(e, observed, spec) for e in spec.expect]
             for v in outcome.verdicts:
                 journal.write("verdict", **v.to_json())

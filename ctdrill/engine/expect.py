@@ -178,3 +178,32 @@ def judge(e: Expectation, result: ObservationResult, spec: DrillSpec) -> Verdict
     if isinstance(e, ClassEntriesExpectation):
         return _class(e, result)
     return _trend(e, result, spec)
+
+
+def key_metrics(result: ObservationResult, spec: DrillSpec) -> dict[str, dict[str, float | None]]:
+    """The numbers a run summary leads with: per observed host, and the probe's."""
+    out: dict[str, dict[str, float | None]] = {}
+    for host, ws in result.history.items():
+        if not ws:
+            continue
+        out[host] = {
+            "ctr_max": max(w.ctr for w in ws),
+            "nfd_per_s_max": max(w.nfd_per_s for w in ws),
+            "hcp95_max": float(max(w.hcp95 for w in ws)),
+            "drops": float(sum(w.drops for w in ws)),
+            "table_full_events": float(sum(w.table_full_events for w in ws)),
+        }
+    if spec.probe is not None and result.messages:
+        msgs = result.messages
+        probe = spec.probe
+        c = cdt(msgs, result.pressure(), probe.drift, probe.timeout_s, probe.window_s)
+        out["probe"] = {
+            "messages": float(len(msgs)),
+            "timeouts": float(sum(m.timed_out for m in msgs)),
+            "dwell_ms_p50": probe_value(msgs, "dwell_ms", "p50", probe, result),
+            "dwell_ms_p99": probe_value(msgs, "dwell_ms", "p99", probe, result),
+            "osd_ms_p99": probe_value(msgs, "osd_ms", "p99", probe, result),
+            "cdt_p95_bps": c.p95_bps,
+            "cdt_p99_bps": c.p99_bps,
+        }
+    return out

@@ -202,6 +202,31 @@ def _kill_namespace_processes(netns: str) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def _forget_drill_state(netns: str) -> list[str]:
+    """Remove drill locks and dead-man timers of a namespace that is about to go.
+
+    They are keyed by the namespace's inode, which the kernel reuses: a stale lock
+    would otherwise block (or a stale timer revert) a future lab's host.
+    """
+    try:
+        inode = os.stat(f"/run/netns/{netns}").st_ino
+    except OSError:
+        return []
+    removed = []
+    lock = run_dir() / "locks" / f"netns-{inode}.json"
+    if lock.exists():
+        lock.unlink()
+        removed.append(f"lock {lock.name}")
+    for d in (run_dir() / "deadman").glob(f"*-{inode}"):
+        pid_file = d / "pid"
+        if pid_file.exists():
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(f"dead-man {d.name}")
+    return removed
+
+
 def down(name: str) -> list[str]:
     """Remove everything of lab `name`, found by prefix as well as by state. Idempotent."""
     validate_name(name)
@@ -209,6 +234,7 @@ def down(name: str) -> list[str]:
     removed: list[str] = []
     sshd.stop_all(plan)
     for ns in existing_namespaces(plan.ns_prefix):
+        removed += _forget_drill_state(ns)
         _kill_namespace_processes(ns)
         run(["ip", "netns", "del", ns], check=False)
         removed.append(f"netns {ns}")

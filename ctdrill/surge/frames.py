@@ -16,7 +16,7 @@ template into many frames without scapy and without per-packet Python in the sen
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ctdrill.surge.flowspace import FlowSpace
@@ -64,7 +64,6 @@ class Template:
     l4_covers: frozenset[str]
     base: dict[str, int]
     udp: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "frame": self.frame.hex(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,30 @@ def knob_lock(timeout_s: float | None = None) -> Iterator[None]:
         os.close(fd)
 
 
+def kernel_owner_drill_lock() -> Path:
+    """The drill lock of the kernel owner (see ctdrill_host.lock_path). Whoever changes
+    kernel-wide knobs runs in the initial namespace, so its own namespace is that one."""
+    inode = os.stat("/proc/self/ns/net").st_ino
+    return run_dir() / "locks" / f"netns-{inode}.json"
+
+
+def wait_for_kernel_owner(timeout_s: float = 120.0) -> None:
+    """Wait while a drill holds the kernel owner (or its dead-man revert is pending).
+
+    A killed drill releases the knob lock at once, but its kernel-wide changes stay
+    until its dead-man switch fires: recording "originals" in between would record the
+    drill's values, and a later restore would put them back.
+    """
+    path = kernel_owner_drill_lock()
+    deadline = time.monotonic() + timeout_s
+    while path.exists():
+        if time.monotonic() > deadline:
+            raise EnvironmentProblem(
+                f"the kernel owner is held by a drill ({path.read_text()[:200]})",
+                "wait for it to end, or run 'ctdrill revert JOURNAL' for that run")
+        time.sleep(0.2)
+
+
 @contextmanager
 def global_knobs(changes: Mapping[str, int | str]) -> Iterator[dict[str, str]]:
     """Apply kernel-wide values for the duration of the block, then restore them exactly.
@@ -69,6 +94,7 @@ def global_knobs(changes: Mapping[str, int | str]) -> Iterator[dict[str, str]]:
     Yields the recorded originals.
     """
     with knob_lock():
+        wait_for_kernel_owner()
         original = {key: read_knob(key) for key in changes}
         try:
             for key, value in changes.items():

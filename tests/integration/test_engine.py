@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ctdrill.lab import manager
 from ctdrill.lab.manager import LabUp
-from tests.integration.conftest import unique_lab_name
 from tests.integration.drillrun import (
     ctdrill,
     host_state,
@@ -42,12 +39,9 @@ revert: {{ttl_s: {ttl}}}
 
 
 @pytest.fixture(scope="module")
-def elab() -> Iterator[LabUp]:
-    name = unique_lab_name("en")
-    try:
-        yield manager.up(name, ssh=True)
-    finally:
-        manager.down(name)
+def elab(lab: LabUp) -> LabUp:
+    """This module's lab (the shared module-scoped fixture, with sshd)."""
+    return lab
 
 
 def gw_spec(tmp_path: Path, duration: float = 2, ttl: float = 60) -> Path:

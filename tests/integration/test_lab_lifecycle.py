@@ -108,3 +108,24 @@ def test_gateway_forwards_and_tracks_with_its_ruleset(lab: manager.LabUp) -> Non
                                 "/proc/sys/net/netfilter/nf_conntrack_count"],
                                capture_output=True, text=True, check=True).stdout
         assert count.strip() == "0"
+
+
+def test_down_forgets_drill_locks_and_timers_of_its_namespaces() -> None:
+    """Namespace inodes are reused: a stale lock must not block a future lab's host."""
+    import os
+
+    from ctdrill.lab.topology import run_dir
+
+    name = unique_lab_name("fg")
+    try:
+        lab = manager.up(name, ssh=False)
+        inode = os.stat(f"/run/netns/{lab.plan.host('gw').netns}").st_ino
+        lock = run_dir() / "locks" / f"netns-{inode}.json"
+        timer = run_dir() / "deadman" / f"someRun-{inode}"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        timer.mkdir(parents=True, exist_ok=True)
+        lock.write_text('{"run_id": "someRun"}')
+    finally:
+        removed = manager.down(name)
+    assert not lock.exists() and not timer.exists()
+    assert f"lock netns-{inode}.json" in removed

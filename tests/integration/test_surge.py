@@ -148,8 +148,10 @@ def test_assured_fill_makes_the_gateway_drop_new_flows(slab: LabUp) -> None:
         result = run_to_end(slab, protocol="udp", fill={"flows": size},
                             shape={"kind": "constant", "rate": 10000, "duration_s": 0.3})
         after = parse_stat_table(ns_read(gw, "/proc/net/stat/nf_conntrack"))
+        during = (read_knob(max_key), read_knob(buckets_key))
         assured = gw_entries(slab, "-p", "tcp")
         flush_conntrack(gw)
+    assert during == (str(size), str(size)), f"the knobs changed under the test: {during}"
     assert (read_knob(max_key), read_knob(buckets_key)) == original
     assert result["phases"]["fill"]["completed"] == size
     assert result["phases"]["shape"]["flows"] == 3000

@@ -65,3 +65,19 @@ def test_missing_binary_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_kernel_without_conntrack_is_reported(tmp_path: Path) -> None:
     with pytest.raises(EnvironmentProblem, match="no nf_conntrack"):
         preflight.require_conntrack(tmp_path)
+
+
+def test_global_knobs_wait_for_a_drill_holding_the_kernel_owner(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A killed drill's kernel-wide values stay until its dead-man fires: nobody may
+    record them as 'originals' meanwhile."""
+    from ctdrill.system import knobs
+
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path))
+    lock = knobs.kernel_owner_drill_lock()
+    lock.parent.mkdir(parents=True)
+    lock.write_text('{"run_id": "r1"}')
+    with pytest.raises(EnvironmentProblem, match="held by a drill"):
+        knobs.wait_for_kernel_owner(timeout_s=0.3)
+    lock.unlink()
+    knobs.wait_for_kernel_owner(timeout_s=0.3)
