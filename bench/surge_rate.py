@@ -42,7 +42,7 @@ from ctdrill.surge.netinfo import link_towards
 from ctdrill.surge.plan import plan_surge
 from ctdrill.surge.runner import SurgeRun
 from ctdrill.surge.spec import SurgeLoad
-from ctdrill.system.knobs import global_knobs
+from ctdrill.system.knobs import global_knobs, read_knob
 from ctdrill.targets.inventory import Inventory
 from ctdrill.telemetry.protocol import Sample
 from ctdrill.telemetry.streams import open_stream
@@ -105,13 +105,27 @@ def flush(lab: LabUp) -> None:
                    capture_output=True, check=False)
 
 
+class TableChanged(RuntimeError):
+    """Someone else changed the kernel-wide table size mid-benchmark: numbers are void."""
+
+
+def check_table() -> None:
+    got = (read_knob(MAX_KEY), read_knob(BUCKETS_KEY))
+    if got != (str(TABLE), str(TABLE)):
+        raise TableChanged(f"nf_conntrack_max/buckets are {got} while the benchmark set "
+                           f"{TABLE}: another drill or test changed them; rerun when none "
+                           "runs (nothing was written)")
+
+
 def measured(lab: LabUp, counter: GwCounter, action: Callable[[], Any]) -> dict[str, Any]:
     """Run `action` between two quiet moments and read the gateway's rise."""
     flush(lab)
     time.sleep(0.3)
+    check_table()
     t0 = time.time()
     extra = action()
     time.sleep(0.3)
+    check_table()
     rate, rise = slope_10_90(counter.window(t0 - 0.1, time.time()))
     return {"rate": rate, "rise": rise, "extra": extra}
 
@@ -286,8 +300,10 @@ def main() -> None:
                                          "duration_s": args.paced_seconds})
                 flush(lab)
                 time.sleep(0.3)
+                check_table()
                 res = run_surge(lab, spec)
                 time.sleep(0.3)
+                check_table()
                 go = res["_go"]
                 samples = counter.window(go - 0.2, go + args.paced_seconds + 0.5)
                 a, b = go + 0.5, go + args.paced_seconds - 0.5
