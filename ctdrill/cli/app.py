@@ -9,8 +9,10 @@ from ctdrill.cli import lab_cmd
 from ctdrill.cli.demo_cmd import demo
 from ctdrill.cli.drill_cmd import plan, revert, run
 from ctdrill.cli.observe_cmd import observe
+from ctdrill.cli.report_cmd import report
 from ctdrill.cli.spec_cmd import schema, validate
 from ctdrill.cli.surge_cmd import surge
+from ctdrill.cli.watch_cmd import watch
 
 app = typer.Typer(
     name="ctdrill",
@@ -21,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(lab_cmd.app, name="lab")
 app.command()(observe)
+app.command()(watch)
 app.command()(demo)
 app.command()(plan)
 app.command()(run)
@@ -28,6 +31,7 @@ app.command()(revert)
 app.command()(validate)
 app.command()(schema)
 app.command()(surge)
+app.command()(report)
 
 
 def _version(value: bool) -> None:

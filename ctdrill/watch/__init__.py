@@ -1,0 +1,1 @@
+"""Standing watch: the drills' telemetry and regime machine, running all the time."""

@@ -1,0 +1,82 @@
+"""`ctdrill watch` on the real lab: /metrics and the transition stream during pressure,
+and a target that goes away and comes back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ctdrill.lab.flows import send_udp_flows
+from ctdrill.lab.manager import LabUp
+from ctdrill.regime.config import RegimeConfig
+from ctdrill.system.knobs import global_knobs
+from ctdrill.targets.inventory import Inventory
+from ctdrill.watch.service import WatchService
+from tests.integration.helpers import flush_conntrack
+
+pytestmark = pytest.mark.root
+
+
+def events(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if callable(predicate) and predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
+        lab: LabUp, tmp_path: Path) -> None:
+    gw = Inventory(lab.plan.inventory_path).target("gw")
+    out_path = tmp_path / "transitions.jsonl"
+    out = out_path.open("a")
+    service = WatchService([gw], hz=20, window_s=0.5,
+                           cfg=RegimeConfig(dwell_tightening_s=0.5, dwell_pressured_s=0.5),
+                           out=out)
+    port = service.serve("127.0.0.1", 0)
+    service.start()
+    gw_ns = lab.plan.host("gw").netns
+    try:
+        wait_for(lambda: any(e["event"] == "target_up" for e in events(out_path)))
+        flush_conntrack(gw_ns)
+        with global_knobs({"net.netfilter.nf_conntrack_max": 3000}):
+            send_udp_flows(lab.plan.host("client").netns, lab.plan.host("venue").data_addr,
+                           2900, lab.plan.target_networks, first_port=20000)
+            wait_for(lambda: service.watches["gw"].view().regime.value == "CT_PRESSURED")
+            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+            assert 'ctdrill_regime{host="gw",regime="CT_PRESSURED"} 1' in page
+            assert 'ctdrill_target_up{host="gw"} 1' in page
+            ctr = next(float(ln.split()[-1]) for ln in page.splitlines()
+                       if ln.startswith('ctdrill_ctr{host="gw"}'))
+            assert ctr > 0.9
+            flush_conntrack(gw_ns)
+        seen = [e["to_state"] for e in events(out_path) if e["event"] == "transition"]
+        assert seen[:2] == ["CT_TIGHTENING", "CT_PRESSURED"]
+        # the target goes away (its agent dies) and comes back
+        agents = subprocess.run(["ip", "netns", "pids", gw_ns], capture_output=True,
+                                text=True).stdout.split()
+        for pid in agents:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"agent.py" in cmd:
+                os.kill(int(pid), signal.SIGKILL)
+        wait_for(lambda: any(e["event"] == "target_down" for e in events(out_path)))
+        wait_for(lambda: sum(e["event"] == "target_up" for e in events(out_path)) >= 2)
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+        assert 'ctdrill_telemetry_reconnects_total{host="gw"} 1' in page
+        assert 'ctdrill_target_up{host="gw"} 1' in page
+    finally:
+        service.close()
+        out.close()
+        flush_conntrack(gw_ns)
