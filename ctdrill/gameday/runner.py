@@ -1,0 +1,156 @@
+"""Run a game-day suite: blackout check, one run at a time, drills in order, history."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ctdrill.engine.drill import DrillOutcome, default_runs_dir, run_drill
+from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.gameday.blackout import active_window
+from ctdrill.gameday.suite import Suite
+from ctdrill.lab import manager
+from ctdrill.lab.topology import run_dir
+from ctdrill.spec.loader import load_spec
+from ctdrill.targets.inventory import Inventory
+
+SEVERITY = [ExitCode.OK, ExitCode.EXPECTATIONS_FAILED, ExitCode.ABORTED,
+            ExitCode.REVERT_FAILED]
+
+
+def load_suite(path: Path) -> Suite:
+    try:
+        data = yaml.safe_load(path.read_text())
+        return Suite.model_validate(data)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read suite {path}: {exc.strerror}", "check the path") from exc
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}", "fix the file") from exc
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise InvalidInput(f"{path}: {where}: {err['msg']}",
+                           "see drills/gameday.yaml for the format") from exc
+
+
+def is_lab(inventory: Path | None) -> bool:
+    """Labs may be drilled any time; only real inventories honour blackout windows."""
+    if inventory is None:
+        return True
+    inv = Inventory(inventory)
+    return all(t.netns is not None or (t.kernel_owner and t.transport == "local")
+               for t in inv.select("all"))
+
+
+@contextmanager
+def suite_lock(name: str) -> Iterator[None]:
+    """One run of a suite at a time (a scheduled run overlapping a manual one refuses)."""
+    path = run_dir() / f"gameday-{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EnvironmentProblem(f"game day '{name}' is already running",
+                                     "wait for it to finish") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    dir: Path
+    exit_code: ExitCode
+    drills: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gameday": self.suite, "dir": str(self.dir), "exit_code": int(self.exit_code),
+                "drills": self.drills}
+
+
+def _markdown(outcome: SuiteOutcome) -> str:
+    lines = [f"# Game day {outcome.suite}: exit {int(outcome.exit_code)} "
+             f"({outcome.exit_code.name.lower()})", "",
+             "| drill | exit | expectations | revert verified | journal |",
+             "|---|---|---|---|---|"]
+    for d in outcome.drills:
+        exps = d.get("expectations", [])
+        passed = sum(1 for e in exps if e["passed"])
+        reverted = all(r["verified"] for r in d.get("revert", {}).values())
+        lines.append(f"| {d['drill']} | {d['exit_code']} | {passed}/{len(exps)} | "
+                     f"{'yes' if reverted else 'NO'} | {d.get('journal', '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _update_index(history: Path, outcome: SuiteOutcome) -> None:
+    index_path = history / "index.json"
+    try:
+        index = json.loads(index_path.read_text())
+    except (OSError, ValueError):
+        index = []
+    index.append({"run": outcome.dir.name, "exit_code": int(outcome.exit_code),
+                  "drills": [d["drill"] for d in outcome.drills], "at": time.time()})
+    index_path.write_text(json.dumps(index, indent=1))
+    rows = [f"| {e['run']} | {e['exit_code']} | {', '.join(e['drills'])} |"
+            for e in reversed(index)]
+    (history / "index.md").write_text(
+        f"# Game day history: {outcome.suite}\n\n| run | exit | drills |\n|---|---|---|\n"
+        + "\n".join(rows) + "\n")
+
+
+def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
+              history_root: Path | None = None, now: datetime | None = None,
+              progress: Callable[[str], None] = lambda _m: None) -> SuiteOutcome:
+    suite = load_suite(path)
+    specs = [(load_spec(path.parent / d.spec), d) for d in suite.drills]  # all valid first
+    window = active_window(suite.blackout, now or datetime.now(UTC))
+    if window is not None and not force and not is_lab(inventory):
+        raise EnvironmentProblem(
+            f"game day '{suite.gameday}' refused: inside blackout window "
+            f"'{window.name or 'blackout'}' ({','.join(window.days)} {window.start}-"
+            f"{window.end} {suite.blackout.timezone})",
+            "run it outside the window, or pass --force if you must")
+    history = (history_root or default_runs_dir() / "gameday") / suite.gameday
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
+    outdir = history / stamp
+    outdir.mkdir(parents=True, exist_ok=True)
+    outcome = SuiteOutcome(suite.gameday, outdir, ExitCode.OK)
+    with suite_lock(suite.gameday):
+        ephemeral = None
+        if inventory is None:
+            ephemeral = f"g{os.getpid() % 10_000_000}"
+            progress("building an ephemeral lab")
+            inventory = manager.up(ephemeral, ssh=False).plan.inventory_path
+        try:
+            for spec, entry in specs:
+                inv = path.parent / entry.inventory if entry.inventory else inventory
+                progress(f"drill {spec.drill}")
+                result: DrillOutcome = run_drill(
+                    spec, inv, runs_dir=outdir / "runs", spec_path=str(path.parent / entry.spec),
+                    ephemeral_lab=ephemeral, progress=lambda m, n=spec.drill: progress(f"{n}: {m}"))
+                outcome.drills.append({"drill": spec.drill, **result.to_json()})
+                outcome.exit_code = max(outcome.exit_code, result.exit_code, key=SEVERITY.index)
+                if result.exit_code != ExitCode.OK and suite.stop_on_failure:
+                    break
+        finally:
+            keep = outcome.exit_code == ExitCode.REVERT_FAILED
+            if ephemeral and not keep:
+                manager.down(ephemeral)
+    (outdir / "summary.json").write_text(json.dumps(outcome.to_json(), indent=1, default=str))
+    (outdir / "summary.md").write_text(_markdown(outcome))
+    _update_index(history, outcome)
+    return outcome
