@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.errors import EnvironmentProblem
 from ctdrill.lab import sshd
 from ctdrill.lab.inventory import (
     dump_inventory,
@@ -313,6 +313,6 @@ def default_inventory() -> Path:
     """The inventory of the default lab, for commands run without -i."""
     plan = load_plan("default")
     if plan is None or not plan.inventory_path.exists():
-        raise InvalidInput("no inventory given and the default lab is not up",
-                           "pass -i INVENTORY or run 'ctdrill lab up'")
+        raise EnvironmentProblem("no inventory given and the default lab is not up",
+                                 "pass -i INVENTORY or run 'ctdrill lab up'")
     return plan.inventory_path

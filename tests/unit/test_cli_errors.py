@@ -81,3 +81,11 @@ def test_global_knobs_wait_for_a_drill_holding_the_kernel_owner(
         knobs.wait_for_kernel_owner(timeout_s=0.3)
     lock.unlink()
     knobs.wait_for_kernel_owner(timeout_s=0.3)
+
+
+def test_observe_without_inventory_and_no_default_lab_is_exit_5(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path))
+    result = runner.invoke(app, ["observe", "gw"])
+    assert result.exit_code == ExitCode.ENVIRONMENT
+    assert "default lab is not up" in result.output
