@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ctdrill import __version__
-from ctdrill.cli import lab_cmd
+from ctdrill.cli import gameday_cmd, lab_cmd
 from ctdrill.cli.demo_cmd import demo
 from ctdrill.cli.drill_cmd import plan, revert, run
 from ctdrill.cli.observe_cmd import observe
@@ -22,6 +22,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(lab_cmd.app, name="lab")
+app.add_typer(gameday_cmd.app, name="gameday")
 app.command()(observe)
 app.command()(watch)
 app.command()(demo)

@@ -139,9 +139,13 @@ def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
             for spec, entry in specs:
                 inv = path.parent / entry.inventory if entry.inventory else inventory
                 progress(f"drill {spec.drill}")
+
+                def drill_progress(msg: str, name: str = spec.drill) -> None:
+                    progress(f"{name}: {msg}")
+
                 result: DrillOutcome = run_drill(
                     spec, inv, runs_dir=outdir / "runs", spec_path=str(path.parent / entry.spec),
-                    ephemeral_lab=ephemeral, progress=lambda m, n=spec.drill: progress(f"{n}: {m}"))
+                    ephemeral_lab=ephemeral, progress=drill_progress)
                 outcome.drills.append({"drill": spec.drill, **result.to_json()})
                 outcome.exit_code = max(outcome.exit_code, result.exit_code, key=SEVERITY.index)
                 if result.exit_code != ExitCode.OK and suite.stop_on_failure:
