@@ -111,6 +111,7 @@ def _summary(outcome: DrillOutcome) -> None:
     console.print(f"run {outcome.run_id}: exit {int(outcome.exit_code)} "
                   f"({outcome.exit_code.name.lower()}); {timing}")
     console.print(f"journal: {outcome.journal}", soft_wrap=True)
+    console.print(f"report:  ctdrill report {outcome.journal}", soft_wrap=True)
 
 
 @handle_errors
