@@ -22,6 +22,7 @@ from ctdrill.lab.inventory import (
 )
 from ctdrill.lab.topology import (
     GATEWAY_TABLE,
+    NAME_PATTERN,
     HostPlan,
     LabPlan,
     free_index,
@@ -254,9 +255,9 @@ def list_labs() -> list[str]:
         names |= {d.name for d in _labs_dir().iterdir() if d.is_dir()}
     for ns in existing_namespaces("ctd-"):
         parts = ns.split("-")
-        if len(parts) >= 3:
+        if len(parts) == 3 and parts[2] in ("client", "gw", "venue"):
             names.add(parts[1])
-    return sorted(names)
+    return sorted(n for n in names if NAME_PATTERN.match(n))
 
 
 # ---------------------------------------------------------------- status
