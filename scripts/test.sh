@@ -10,4 +10,7 @@ dpkg -s chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -
 .venv/bin/mypy
 # leftovers from an earlier, killed run would make the lab tests lie: clear ours first
 .venv/bin/ctdrill lab down --all >/dev/null
-exec .venv/bin/pytest -p no:cacheprovider "$@"
+# the Docker tier (tests/docker) needs ctdrill's own engine: started here, stopped at exit
+trap 'bash scripts/docker-engine.sh stop' EXIT
+bash scripts/docker-engine.sh start >/dev/null
+.venv/bin/pytest -p no:cacheprovider "$@"
