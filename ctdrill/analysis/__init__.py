@@ -1,0 +1,5 @@
+"""Causal CDT analysis of production execution logs against a conntrack pressure timeline.
+
+Functional core, imperative shell: `loaders` is the only module that reads files; every
+other module is a pure function of numpy arrays (see docs/ANALYSIS.md for the method).
+"""

@@ -1,0 +1,158 @@
+"""Vectorised, seeded cluster bootstrap.
+
+Orders in the same pressure episode share its shock, so resampling single orders would
+overstate precision. Clusters are (host, time block) cells; each replicate draws one
+Poisson(1) weight per cluster (the Poisson bootstrap: no resampling loop, replicate
+weights are a B x C matrix). Estimators are written so that a replicate costs a small
+matrix product over cluster-level sums rather than a refit over orders:
+
+- the host fixed-effects regression is solved from per-cluster cross-product moments
+  (weighted within-host demeaning done on the moments, exactly equal to host dummies);
+- weighted quantiles sort once and, per replicate, cumulate only the upper tail above a
+  split whose lower weight comes from one matrix product.
+
+The matching weights are held fixed across replicates (the bootstrap is conditional on
+the matched sample); docs/ANALYSIS.md says what that leaves out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ctdrill.analysis.data import F64, I64
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """Cluster id per order in a dense (host, block) grid of n_hosts x n_blocks."""
+
+    id: I64
+    n_hosts: int
+    n_blocks: int
+
+    @property
+    def size(self) -> int:
+        return self.n_hosts * self.n_blocks
+
+
+def block_clusters(host: I64, start: F64, n_hosts: int, block_s: float) -> Clusters:
+    t0 = float(start.min()) if start.size else 0.0
+    block = ((start - t0) // block_s).astype(np.int64)
+    n_blocks = int(block.max()) + 1 if block.size else 1
+    return Clusters(host * n_blocks + block, n_hosts, n_blocks)
+
+
+def replicate_weights(seed: int, reps: int, n_clusters: int) -> F64:
+    """B x C Poisson(1) cluster weights; the seed makes the CI reproducible."""
+    rng = np.random.default_rng(seed)
+    return np.asarray(rng.poisson(1.0, size=(reps, n_clusters)), dtype=np.float64)
+
+
+def fe_coefficients(x: F64, y: F64, w: F64, clusters: Clusters,
+                    rep_w: F64 | None = None) -> F64:
+    """Coefficients of the weighted regression y ~ x + host dummies, for each replicate.
+
+    x is N x p, y is N x q (several outcomes share one solve). Returns R x p x q, R = 1
+    (the point estimate) when rep_w is None, else the number of replicates.
+    """
+    p = x.shape[1]
+    q = y.shape[1]
+    z = np.hstack([x, y])
+    r = p + q
+    cid = clusters.id
+    c = clusters.size
+    cnt = np.bincount(cid, weights=w, minlength=c)
+    sums = np.empty((c, r))
+    for j in range(r):
+        sums[:, j] = np.bincount(cid, weights=w * z[:, j], minlength=c)
+    cross = np.empty((c, r, r))
+    for j in range(r):
+        wz = w * z[:, j]
+        for k in range(j, r):
+            cross[:, j, k] = np.bincount(cid, weights=wz * z[:, k], minlength=c)
+            cross[:, k, j] = cross[:, j, k]
+    moments = np.concatenate([cnt[:, None], sums, cross.reshape(c, r * r)], axis=1)
+    h, b = clusters.n_hosts, clusters.n_blocks
+    moments = moments.reshape(h, b, -1)
+    weights = np.ones((1, c)) if rep_w is None else rep_w
+    # (H, R, B) @ (H, B, m) -> (H, R, m): every replicate's per-host moments at once
+    per_host = np.matmul(weights.reshape(-1, h, b).transpose(1, 0, 2), moments)
+    n_h = per_host[..., 0]
+    s_h = per_host[..., 1:1 + r]
+    cross_h = per_host[..., 1 + r:].reshape(h, -1, r, r)
+    inv_n = np.divide(1.0, n_h, out=np.zeros_like(n_h), where=n_h > 0)
+    within = cross_h.sum(axis=0) - np.einsum("hri,hrj,hr->rij", s_h, s_h, inv_n)
+    xx = within[:, :p, :p]
+    xy = within[:, :p, p:]
+    try:
+        return np.asarray(np.linalg.solve(xx, xy), dtype=np.float64)
+    except np.linalg.LinAlgError:
+        return np.asarray(np.matmul(np.linalg.pinv(xx), xy), dtype=np.float64)
+
+
+def weighted_quantile(y: F64, w: F64, q: float) -> float | None:
+    """Smallest y whose cumulative weight reaches q of the total (nearest rank, as the
+    probe's CDT: tails are real observations, not interpolations)."""
+    keep = w > 0
+    if not keep.any():
+        return None
+    order = np.argsort(y[keep], kind="stable")
+    ys, cum = y[keep][order], np.cumsum(w[keep][order])
+    i = int(np.searchsorted(cum, q * cum[-1], side="left"))
+    return float(ys[min(i, ys.size - 1)])
+
+
+def boot_quantiles(y: F64, w: F64, cid: I64, rep_w: F64, qs: tuple[float, ...]) -> F64:
+    """R x len(qs) weighted quantiles under each replicate's cluster weights (NaN where a
+    replicate leaves the group empty)."""
+    keep = w > 0
+    out = np.full((rep_w.shape[0], len(qs)), np.nan)
+    if not keep.any():
+        return out
+    order = np.argsort(y[keep], kind="stable")
+    ys, ws, cs = y[keep][order], w[keep][order], cid[keep][order]
+    cum = np.cumsum(ws)
+    # Everything below the split is summed per cluster once; a replicate's weight there
+    # is one dot product, and only the tail above it is cumulated per replicate.
+    split_share = max(0.0, min(qs) - 0.15)
+    split = int(np.searchsorted(cum, split_share * cum[-1], side="left"))
+    c = rep_w.shape[1]
+    below = np.bincount(cs[:split], weights=ws[:split], minlength=c)
+    total = np.bincount(cs, weights=ws, minlength=c)
+    below_r = rep_w @ below
+    total_r = rep_w @ total
+    top_y, top_w, top_c = ys[split:], ws[split:], cs[split:]
+    targets = np.outer(total_r, np.asarray(qs))
+    for i in range(rep_w.shape[0]):
+        if total_r[i] <= 0:
+            continue
+        if below_r[i] < targets[i].min():
+            cum_r = below_r[i] + np.cumsum(rep_w[i, top_c] * top_w)
+            idx = np.searchsorted(cum_r, targets[i], side="left")
+            out[i] = top_y[np.minimum(idx, top_y.size - 1)]
+        else:  # a rare replicate whose lower part outweighs the split: cumulate it all
+            cum_r = np.cumsum(rep_w[i, cs] * ws)
+            idx = np.searchsorted(cum_r, targets[i], side="left")
+            out[i] = ys[np.minimum(idx, ys.size - 1)]
+    return out
+
+
+def boot_means(y: F64, w: F64, cid: I64, rep_w: F64) -> F64:
+    """R weighted means under each replicate's cluster weights."""
+    c = rep_w.shape[1]
+    num = rep_w @ np.bincount(cid, weights=w * y, minlength=c)
+    den = rep_w @ np.bincount(cid, weights=w, minlength=c)
+    return np.asarray(np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0),
+                      dtype=np.float64)
+
+
+def percentile_ci(reps: F64, level: float = 0.95) -> tuple[float, float] | None:
+    """Percentile interval of the finite replicates, None if too few to say anything."""
+    finite = reps[np.isfinite(reps)]
+    if finite.size < 20:
+        return None
+    a = (1 - level) / 2
+    lo, hi = np.quantile(finite, [a, 1 - a])
+    return float(lo), float(hi)

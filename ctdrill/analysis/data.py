@@ -1,0 +1,63 @@
+"""The two inputs in canonical, columnar form: arrays, not DataFrames, so the core is typed
+and every estimator sees the same units (epoch seconds, bps, host codes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+# The IS decomposition: top-level parts and the split of the conntrack term.
+TOP_PARTS = ("impact_bps", "timing_bps", "routing_bps", "conntrack_bps")
+CT_PARTS = ("drop_gap_bps", "state_skew_bps", "burst_recovery_bps")
+
+
+@dataclass(frozen=True)
+class OrderLog:
+    """Parent orders; `host` indexes `hosts`. `parts` holds the decomposition columns the
+    log has (a missing conntrack_bps is derived from its three parts when they exist)."""
+
+    source: str
+    hosts: tuple[str, ...]
+    host: I64
+    start: F64
+    end: F64
+    is_bps: F64
+    spread_bps: F64
+    volatility: F64
+    participation: F64
+    parts: dict[str, F64] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.host.size)
+
+    def subset(self, mask: NDArray[np.bool_]) -> OrderLog:
+        return OrderLog(self.source, self.hosts, self.host[mask], self.start[mask],
+                        self.end[mask], self.is_bps[mask], self.spread_bps[mask],
+                        self.volatility[mask], self.participation[mask],
+                        {k: v[mask] for k, v in self.parts.items()})
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Per-host pressure samples, sorted by (host, t); host i's rows are
+    offsets[i]:offsets[i+1] (CSR layout: one array per field, no per-host objects).
+    `step`: the rows are state changes (watch transitions) that hold until the next."""
+
+    source: str
+    hosts: tuple[str, ...]
+    offsets: I64
+    t: F64
+    ctr: F64
+    nfd_per_s: F64
+    step: bool = False
+
+    def __len__(self) -> int:
+        return int(self.t.size)
+
+    def span(self) -> tuple[float, float]:
+        return (float(self.t.min()), float(self.t.max())) if self.t.size else (0.0, 0.0)

@@ -1,0 +1,250 @@
+"""The only module that reads files: execution logs (CSV/Parquet) and pressure timelines
+(CSV/Parquet per-host samples, `observe --json`/watch JSON lines, drill journals), each
+validated into the canonical arrays of `data`, with one clear error per problem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ctdrill.analysis.data import CT_PARTS, F64, I64, TOP_PARTS, OrderLog, Timeline
+from ctdrill.analysis.timeparse import to_epoch_seconds
+from ctdrill.errors import InvalidInput
+
+ORDER_COLUMNS = ("order_id", "host", "start", "end", "is_bps", "spread_bps", "volatility",
+                 "participation")
+ORDER_HINT = ("the execution log needs columns " + ", ".join(ORDER_COLUMNS)
+              + " (docs/ANALYSIS.md)")
+TIMELINE_HINT = ("a timeline CSV/Parquet needs t, host, and either ctr or count+max, and "
+                 "either drops (the kernel's cumulative drop counter) or nfd_per_s "
+                 "(docs/ANALYSIS.md)")
+# Names other tools use for the same thing (node_exporter, Prometheus CSV exports).
+TIMELINE_ALIASES = {
+    "time": "t", "timestamp": "t", "ts": "t",
+    "instance": "host", "target": "host", "node": "host",
+    "entries": "count", "node_nf_conntrack_entries": "count",
+    "limit": "max", "entries_limit": "max", "node_nf_conntrack_entries_limit": "max",
+    "drop": "drops", "node_nf_conntrack_stat_drop": "drops",
+}
+PARQUET = (".parquet", ".pq")
+# `ctdrill watch` streams regime transitions, not samples: each regime stands for the
+# pressure that defines it (healthy: low; tightening: between; pressured or worse: high).
+REGIME_PRESSURE = {
+    "CT_HEALTHY": {"ctr": 0.0, "nfd_per_s": 0.0},
+    "CT_TIGHTENING": {"ctr": 0.8, "nfd_per_s": 0.0},
+    "CT_PRESSURED": {"ctr": 1.0, "nfd_per_s": 1.0},
+    "CT_SAFE_CONTAIN": {"ctr": 1.0, "nfd_per_s": 1.0},
+}
+JSONL = (".jsonl", ".ndjson", ".json")
+
+
+def read_table(path: Path, what: str) -> Any:
+    """CSV or Parquet by suffix into a DataFrame; any parser failure becomes InvalidInput."""
+    if not path.is_file():
+        raise InvalidInput(f"{what} {path} does not exist", "pass an existing file")
+    try:
+        if path.suffix.lower() in PARQUET:
+            return pd.read_parquet(path)
+        return pd.read_csv(path, engine="pyarrow", dtype=_category_columns(path))
+    except Exception as exc:  # pandas/pyarrow raise many types; all mean "unreadable"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"cannot read {what} {path}: {first[:160]}",
+                           "pass a CSV with a header row, or a Parquet file") from exc
+
+
+def _category_columns(path: Path) -> dict[str, str]:
+    """Read host names as categories: a 30-million-row export repeats a few dozen names,
+    and parsing them as strings costs more than the rest of the file."""
+    with path.open(errors="replace") as fh:
+        header = fh.readline().strip().split(",")
+    names = {"host", *(k for k, v in TIMELINE_ALIASES.items() if v == "host")}
+    cols = [c.strip().strip('"') for c in header]
+    return {c: "category" for c in cols if c.lower() in names}
+
+
+def _lower_columns(df: Any) -> Any:
+    return df.rename(columns={c: str(c).strip().lower() for c in df.columns})
+
+
+def _require(df: Any, columns: Iterable[str], source: str, hint: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        plural = "s" if len(missing) > 1 else ""
+        raise InvalidInput(f"{source}: missing column{plural} {', '.join(missing)}", hint)
+    if len(df) == 0:
+        raise InvalidInput(f"{source}: no rows", "pass a file with data rows")
+
+
+def _numeric(df: Any, column: str, source: str) -> F64:
+    """A finite float column, or an error naming the first bad row."""
+    col = df[column]
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InvalidInput(f"{source}: column '{column}' row {i + 1} is not a number: "
+                           f"{str(col.iloc[i])[:40]!r}", "fix or drop that row")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _hosts(col: Any, source: str) -> tuple[tuple[str, ...], I64]:
+    if col.isna().any():
+        i = int(np.flatnonzero(col.isna().to_numpy())[0])
+        raise InvalidInput(f"{source}: column 'host' row {i + 1} is empty",
+                           "every row needs a host name")
+    codes, uniques = pd.factorize(col, sort=True)
+    names = [str(u) for u in uniques]
+    if len(set(names)) < len(names):  # e.g. 1 and "1" in one column: merge by text
+        codes, uniques = pd.factorize(col.astype(str), sort=True)
+        names = [str(u) for u in uniques]
+    elif names != sorted(names):  # numbers sort differently from their text
+        rank = np.argsort(np.argsort(np.asarray(names, dtype=object)))
+        codes, names = rank[codes], sorted(names)
+    return tuple(names), np.asarray(codes, dtype=np.int64)
+
+
+def orders_from_frame(df: Any, source: str) -> OrderLog:
+    """Validate an execution-log DataFrame into an OrderLog."""
+    df = _lower_columns(df)
+    _require(df, ORDER_COLUMNS, source, ORDER_HINT)
+    hosts, host = _hosts(df["host"], source)
+    start = to_epoch_seconds(df["start"], source, "start")
+    end = to_epoch_seconds(df["end"], source, "end")
+    if (end < start).any():
+        i = int(np.flatnonzero(end < start)[0])
+        raise InvalidInput(f"{source}: row {i + 1} ends before it starts",
+                           "end must be at or after start")
+    parts = {c: _numeric(df, c, source) for c in (*TOP_PARTS, *CT_PARTS) if c in df.columns}
+    if "conntrack_bps" not in parts and all(c in parts for c in CT_PARTS):
+        parts["conntrack_bps"] = parts["drop_gap_bps"] + parts["state_skew_bps"] \
+            + parts["burst_recovery_bps"]
+    return OrderLog(source, hosts, host, start, end, _numeric(df, "is_bps", source),
+                    _numeric(df, "spread_bps", source), _numeric(df, "volatility", source),
+                    _numeric(df, "participation", source), parts)
+
+
+def load_orders(path: Path) -> OrderLog:
+    return orders_from_frame(read_table(path, "execution log"), str(path))
+
+
+def timeline_from_frame(df: Any, source: str) -> Timeline:
+    """Per-host samples -> Timeline: CTR from ctr or count/max, NFD from nfd_per_s or the
+    cumulative drop counter (differenced per host; a reset counts as no drops)."""
+    df = _lower_columns(df)
+    df = df.rename(columns={k: v for k, v in TIMELINE_ALIASES.items()
+                            if k in df.columns and v not in df.columns})
+    _require(df, ("t", "host"), source, TIMELINE_HINT)
+    has_ctr = "ctr" in df.columns or ("count" in df.columns and "max" in df.columns)
+    has_nfd = "nfd_per_s" in df.columns or "drops" in df.columns
+    if not (has_ctr and has_nfd):
+        need = [n for n, ok in (("ctr (or count and max)", has_ctr),
+                                ("drops (or nfd_per_s)", has_nfd)) if not ok]
+        raise InvalidInput(f"{source}: missing column {' and '.join(need)}", TIMELINE_HINT)
+    hosts, host = _hosts(df["host"], source)
+    t = to_epoch_seconds(df["t"], source, "t")
+    if "ctr" in df.columns:
+        ctr = _numeric(df, "ctr", source)
+    else:
+        count, maximum = _numeric(df, "count", source), _numeric(df, "max", source)
+        ctr = np.divide(count, maximum, out=np.zeros_like(count), where=maximum > 0)
+    order = _sort_order(host, t)
+    host, t, ctr = host[order], t[order], ctr[order]
+    first = np.ones(host.size, dtype=bool)
+    first[1:] = host[1:] != host[:-1]
+    if "nfd_per_s" in df.columns:
+        nfd = _numeric(df, "nfd_per_s", source)[order]
+    else:
+        drops = _numeric(df, "drops", source)[order]
+        delta = np.diff(drops, prepend=drops[:1])
+        dt = np.diff(t, prepend=t[:1])
+        delta[first | (delta < 0)] = 0.0
+        nfd = np.divide(delta, dt, out=np.zeros_like(delta), where=dt > 0)
+    offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
+    return Timeline(source, hosts, offsets, t, ctr, nfd)
+
+
+def _sort_order(host: I64, t: F64) -> I64:
+    """Sort by (host, t), skipping the sort when the file already is (a large export)."""
+    same = host[1:] == host[:-1]
+    if (host[1:] >= host[:-1]).all() and (t[1:][same] >= t[:-1][same]).all():
+        return np.arange(host.size, dtype=np.int64)
+    return np.asarray(np.lexsort((t, host)), dtype=np.int64)
+
+
+def _json_rows(path: Path) -> list[dict[str, Any]]:
+    """Flat sample rows from a drill journal, `observe --json` lines or flat JSON lines."""
+    rows: list[dict[str, Any]] = []
+    seen_up: set[Any] = set()
+    with path.open() as fh:
+        lines = fh.read().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            if i == len(lines) - 1:  # a torn last line, as a crashed writer leaves
+                break
+            raise InvalidInput(f"{path} line {i + 1} is not JSON",
+                               "pass JSON lines, a drill journal, a CSV or Parquet") from exc
+        if not isinstance(rec, dict):
+            continue
+        if rec.get("type") == "samples":  # drill journal batch
+            for entry in rec.get("samples") or []:
+                m = entry.get("metrics") if isinstance(entry, dict) else None
+                if m:
+                    rows.append({"host": rec.get("host"), **m})
+        elif rec.get("event") == "transition" or (
+                rec.get("event") == "target_up" and rec.get("host") not in seen_up):
+            # watch: the regime holds until the next transition; the machine starts healthy
+            seen_up.add(rec.get("host"))
+            state = rec.get("to_state", "CT_HEALTHY")
+            rows.append({"host": rec.get("host"), "t": rec.get("t"), "_step": True,
+                         **REGIME_PRESSURE.get(state, REGIME_PRESSURE["CT_PRESSURED"])})
+        elif "metrics" in rec:  # observe --json
+            if rec["metrics"]:
+                rows.append({"host": rec.get("target", rec.get("host")), **rec["metrics"]})
+        elif "type" not in rec and "event" not in rec and (
+                "t" in rec or "time" in rec or "timestamp" in rec):
+            rows.append(rec)
+    if not rows:
+        raise InvalidInput(f"{path} holds no pressure samples",
+                           "pass a drill journal, `ctdrill observe --json` output, or "
+                           "JSON lines with host, t, ctr and nfd_per_s")
+    return rows
+
+
+def load_timeline(paths: Sequence[Path]) -> Timeline:
+    """One Timeline from one or more files (e.g. several drill journals)."""
+    frames = []
+    steps = []
+    for path in paths:
+        if not path.is_file():
+            raise InvalidInput(f"timeline {path} does not exist", "pass an existing file")
+        if path.suffix.lower() in JSONL:
+            df = _lower_columns(pd.DataFrame(_json_rows(path)))
+            if "drops" in df.columns and "nfd_per_s" in df.columns:
+                df = df.drop(columns=["drops"])  # journal metrics carry both; prefer the rate
+            step = "_step" in df.columns
+            if step and df["_step"].isna().any():
+                raise InvalidInput(f"{path} mixes watch transitions with samples",
+                                   "pass the transitions stream and samples as separate "
+                                   "runs of analyze")
+            df = df.drop(columns=["_step"], errors="ignore")
+        else:
+            df, step = read_table(path, "timeline"), False
+        frames.append(_lower_columns(df))
+        steps.append(step)
+    if len(set(steps)) > 1:
+        raise InvalidInput("the timelines mix watch transitions with sampled files",
+                           "analyze one kind at a time")
+    source = ", ".join(str(p) for p in paths)
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    tl = timeline_from_frame(frame, source)
+    return replace(tl, step=steps[0])

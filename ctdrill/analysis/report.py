@@ -1,0 +1,156 @@
+"""Render an AnalysisResult as Markdown and as one self-contained HTML file (inline CSS
+and SVG, nothing fetched). Pure: strings in, strings out; the CLI writes the files."""
+
+from __future__ import annotations
+
+import time
+from html import escape
+
+from ctdrill.analysis.results import AnalysisResult, Estimate
+from ctdrill.analysis.svg import PALETTE, Interval, Series, interval_chart, line_chart
+
+LABELS = {"mean": "mean IS", "cdt_p95": "p95 IS (CDT p95)", "cdt_p99": "p99 IS (CDT p99)"}
+QR_KEYS = {"mean": None, "cdt_p95": "p95", "cdt_p99": "p99"}
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(t))
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:+.2f}"
+
+
+def _ci(e: Estimate) -> str:
+    if e.value is None:
+        return "n/a"
+    if e.lo is None or e.hi is None:
+        return f"{e.value:+.2f}"
+    return f"{e.value:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+
+
+def _span(span: list[float]) -> str:
+    return f"{_iso(span[0])} .. {_iso(span[1])}" if len(span) == 2 else "n/a"
+
+
+def tables(r: AnalysisResult) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Every table of the report as (title, header, rows): one source for MD and HTML."""
+    inp = r.inputs
+    out: list[tuple[str, list[str], list[list[str]]]] = [
+        ("Inputs", ["", "value"], [
+            ["execution log", f"{inp['log']} ({inp['orders']:,} orders, {inp['hosts']} hosts)"],
+            ["log span", _span(inp["log_span"])],
+            ["timeline", f"{inp['timeline']} ({inp['samples']:,} samples, "
+                         f"{inp['timeline_hosts']} hosts)"],
+            ["timeline span", _span(inp["timeline_span"])],
+            ["hosts in both", str(inp["shared_hosts"])],
+            ["pressure labels", ", ".join(f"{k} {v:,}" for k, v in r.labels.items())],
+        ]),
+        ("Incremental shortfall of high-pressure orders (bps, 95% CI)",
+         ["metric", "naive high - low", "matched, host FE", "QuantReg host FE"],
+         [[LABELS[k], _num(r.naive.get(k)), _ci(e),
+           _ci(r.quantreg[q]) if (q := QR_KEYS[k]) else "-"]
+          for k, e in r.matched.items()]),
+    ]
+    m = r.matching
+    out.append((f"Matching ({m.method}): {m.matched_high:,} high orders matched to "
+                f"{m.matched_low:,} low orders, {m.dropped_high:,} high dropped",
+                ["covariate", "SMD before", "SMD after"],
+                [[b.covariate, f"{b.smd_before:+.3f}", f"{b.smd_after:+.3f}"]
+                 for b in m.balance]))
+    if r.parts:
+        out.append(("Decomposition: incremental mean per term (bps, 95% CI)",
+                    ["term", "part of", "incremental mean"],
+                    [[p.name, p.parent or "IS", _ci(p.estimate)] for p in r.parts]))
+    if r.canary is not None:
+        c = r.canary
+        out.append((f"Canary cells (change at {_iso(c.change_at)})",
+                    ["cell", "CDT mean", "CDT p95", "CDT p99", "IS p95 (all orders)"],
+                    [[cell, *(_num(v.get(k)) for k in
+                              ("cdt_mean", "cdt_p95", "cdt_p99", "is_p95"))]
+                     for cell, v in c.cells.items()]))
+        out.append(("Canary difference in differences (bps, 95% CI)", ["metric", "DiD"],
+                    [[k, _ci(v)] for k, v in c.did.items()]))
+    return out
+
+
+def render_markdown(r: AnalysisResult) -> str:
+    lines = ["# CDT analysis", "", f"**{r.verdict}**", ""]
+    if r.canary is not None:
+        lines += [f"Canary ({', '.join(r.canary.canary_hosts)} vs "
+                  f"{len(r.canary.control_hosts)} control hosts): **{r.canary.verdict}**", ""]
+    for title, header, rows in tables(r):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+        lines.append("")
+    lines += ["Method: docs/ANALYSIS.md. Naive = all high minus all low orders, no matching. "
+              f"QuantReg on {r.quantreg_rows:,} orders.", ""]
+    return "\n".join(lines)
+
+
+CSS = """body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;
+padding:3px 8px;text-align:left}th{background:#f4f4f4}.verdict{font-size:1.1em;
+padding:.6em;border-left:4px solid #2471a3;background:#f4f8fb}svg{margin:.5em 0}"""
+
+
+def _charts(r: AnalysisResult) -> list[str]:
+    charts = []
+    curve = r.tail_curve
+    qs = [q * 100 for q in curve["q"]]
+    charts.append(line_chart(
+        [Series("high pressure", qs, curve["high"], PALETTE[0]),
+         Series("matched low", qs, curve["low"], PALETTE[1])],
+        "IS quantiles: high-pressure orders vs their matched low-pressure stand-ins",
+        "quantile (%)", "IS (bps)"))
+    rows: list[Interval] = []
+    for k, e in r.matched.items():
+        rows.append(Interval(f"{LABELS[k]}: naive", r.naive.get(k), None, None, PALETTE[2]))
+        rows.append(Interval(f"{LABELS[k]}: matched", e.value, e.lo, e.hi, PALETTE[1]))
+        q = QR_KEYS[k]
+        if q:
+            qr = r.quantreg[q]
+            rows.append(Interval(f"{LABELS[k]}: QuantReg FE", qr.value, qr.lo, qr.hi,
+                                 PALETTE[3]))
+    charts.append(interval_chart(rows, "Incremental shortfall under pressure (95% CI)"))
+    if r.parts:
+        charts.append(interval_chart(
+            [Interval(("\u2514 " if p.parent else "") + p.name, p.estimate.value, p.estimate.lo,
+                      p.estimate.hi, PALETTE[0] if p.parent else PALETTE[1])
+             for p in r.parts], "Decomposition: incremental mean per term (95% CI)"))
+    bal: list[Interval] = []
+    for b in r.matching.balance:
+        bal.append(Interval(f"{b.covariate} before", b.smd_before, None, None, PALETTE[2]))
+        bal.append(Interval(f"{b.covariate} after", b.smd_after, None, None, PALETTE[4]))
+    charts.append(interval_chart(bal, "Covariate balance (standardized mean difference)",
+                                 unit="SMD"))
+    if r.canary is not None:
+        cells = r.canary.cells
+        metric = r.canary.metric
+        series = [Series(pool, [0.0, 1.0],
+                         [v if (v := cells[f"{pool}/{p}"][metric]) is not None
+                          else float("nan") for p in ("before", "after")], color)
+                  for pool, color in (("canary", PALETTE[0]), ("control", PALETTE[1]))]
+        charts.append(line_chart(series, f"Canary: {metric} before and after the change",
+                                 "period", f"{metric} (bps)",
+                                 {0.0: "before", 1.0: "after"}))
+    return charts
+
+
+def render_html(r: AnalysisResult) -> str:
+    parts = ["<!doctype html><html><head><meta charset='utf-8'>",
+             "<title>ctdrill CDT analysis</title>", f"<style>{CSS}</style></head><body>",
+             "<h1>CDT analysis</h1>", f"<p class='verdict'>{escape(r.verdict)}</p>"]
+    if r.canary is not None:
+        parts.append(f"<p class='verdict'>Canary: {escape(r.canary.verdict)}</p>")
+    parts.extend(_charts(r))
+    for title, header, rows in tables(r):
+        parts.append(f"<h2>{escape(title)}</h2><table><tr>"
+                     + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>")
+        parts.extend("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+                     for row in rows)
+        parts.append("</table>")
+    parts.append(f"<p>QuantReg on {r.quantreg_rows:,} orders. Method and assumptions: "
+                 "docs/ANALYSIS.md in the ctdrill repository.</p></body></html>")
+    return "\n".join(parts)
