@@ -22,6 +22,7 @@ from ctdrill.gameday.blackout import active_window
 from ctdrill.gameday.suite import Suite
 from ctdrill.lab import manager
 from ctdrill.lab.topology import run_dir
+from ctdrill.report.files import write_reports
 from ctdrill.spec.loader import load_spec
 from ctdrill.targets.inventory import Inventory
 
@@ -85,14 +86,15 @@ class SuiteOutcome:
 def _markdown(outcome: SuiteOutcome) -> str:
     lines = [f"# Game day {outcome.suite}: exit {int(outcome.exit_code)} "
              f"({outcome.exit_code.name.lower()})", "",
-             "| drill | exit | expectations | revert verified | journal |",
+             "| drill | exit | expectations | revert verified | report |",
              "|---|---|---|---|---|"]
     for d in outcome.drills:
         exps = d.get("expectations", [])
         passed = sum(1 for e in exps if e["passed"])
         reverted = all(r["verified"] for r in d.get("revert", {}).values())
         lines.append(f"| {d['drill']} | {d['exit_code']} | {passed}/{len(exps)} | "
-                     f"{'yes' if reverted else 'NO'} | {d.get('journal', '')} |")
+                     f"{'yes' if reverted else 'NO'} | "
+                     f"{d.get('reports', {}).get('html', d.get('journal', ''))} |")
     return "\n".join(lines) + "\n"
 
 
@@ -146,7 +148,10 @@ def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
                 result: DrillOutcome = run_drill(
                     spec, inv, runs_dir=outdir / "runs", spec_path=str(path.parent / entry.spec),
                     ephemeral_lab=ephemeral, progress=drill_progress)
-                outcome.drills.append({"drill": spec.drill, **result.to_json()})
+                reports = write_reports(result.journal, result.journal.parent,
+                                        ["html", "md", "junit"])
+                outcome.drills.append({"drill": spec.drill, **result.to_json(),
+                                       "reports": reports})
                 outcome.exit_code = max(outcome.exit_code, result.exit_code, key=SEVERITY.index)
                 if result.exit_code != ExitCode.OK and suite.stop_on_failure:
                     break

@@ -38,5 +38,9 @@ def test_two_drill_game_day_runs_with_history(lab: LabUp, tmp_path: Path) -> Non
         assert all(all(r["verified"] for r in d["revert"].values()) for d in out["drills"])
         summary = Path(out["dir"]) / "summary.md"
         assert "| first | 0 |" in summary.read_text()
+        for d in out["drills"]:  # each drill's own reports, linked from the summary
+            html = Path(d["reports"]["html"])
+            assert html.exists() and "<svg" in html.read_text()
+            assert str(html) in summary.read_text()
     index = json.loads((history / "twodrill" / "index.json").read_text())
     assert len(index) == 2 and all(e["exit_code"] == 0 for e in index)
