@@ -7,13 +7,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from ctdrill.lab.flows import send_udp_flows
 from ctdrill.lab.manager import LabUp
 from ctdrill.regime.config import RegimeConfig
 from ctdrill.system.knobs import global_knobs
@@ -52,9 +52,15 @@ def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
         wait_for(lambda: any(e["event"] == "target_up" for e in events(out_path)))
         flush_conntrack(gw_ns)
         with global_knobs({"net.netfilter.nf_conntrack_max": 3000}):
-            send_udp_flows(lab.plan.host("client").netns, lab.plan.host("venue").data_addr,
-                           2900, lab.plan.target_networks, first_port=20000)
-            wait_for(lambda: service.watches["gw"].view().regime.value == "CT_PRESSURED")
+            # a real surge (the batch sender) fills the gateway's table while watched
+            surge = subprocess.Popen(
+                [sys.executable, "-m", "ctdrill", "surge", "-i", str(lab.plan.inventory_path),
+                 "--rate", "5000", "--duration", "3", "--json"],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                wait_for(lambda: service.watches["gw"].view().regime.value == "CT_PRESSURED")
+            finally:
+                surge.communicate(timeout=30)
             page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
             assert 'ctdrill_regime{host="gw",regime="CT_PRESSURED"} 1' in page
             assert 'ctdrill_target_up{host="gw"} 1' in page
