@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
-dpkg -s chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }  # headless report test
+dpkg -s chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }  # headless report test
 .venv/bin/ruff check ctdrill tests bench
 .venv/bin/mypy
 # leftovers from an earlier, killed run would make the lab tests lie: clear ours first
