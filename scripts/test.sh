@@ -3,6 +3,7 @@
 # lint, type checks and the whole suite, unit and real-kernel integration tiers.
 # Run as root: the integration tier builds network namespaces.
 set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"  # root tools (nft, sshd, conntrack) live here
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 dpkg -s chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }  # headless report test

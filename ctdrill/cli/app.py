@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from ctdrill import __version__
@@ -49,5 +51,15 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
     """Safe failure drills against the Linux connection-tracking table (nf_conntrack)."""
 
 
+def _with_sbin() -> None:
+    """nft, conntrack, sshd and ip live in sbin, which some root environments (cron,
+    CI runners) leave off PATH; subprocesses and Ansible modules inherit the fix."""
+    path = os.environ.get("PATH", "").split(":")
+    missing = [d for d in ("/usr/sbin", "/sbin") if d not in path]
+    if missing:
+        os.environ["PATH"] = ":".join([*[p for p in path if p], *missing])
+
+
 def main() -> None:
+    _with_sbin()
     app()
