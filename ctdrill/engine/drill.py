@@ -173,7 +173,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
         if not plans:
             return
         name = spec.steps[index].name
-        per_host = {h: hp.apply_vars(prep.revert_plans()[h]) for h, hp in plans.items()}
+        reverts = prep.revert_plans()
+        per_host = {h: hp.apply_vars(reverts[h]) for h, hp in plans.items()}
         for host, hv in per_host.items():
             journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"], step=name)
         result = ops.apply(per_host, spec.revert.ttl_s, arm=False)

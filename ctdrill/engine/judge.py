@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ctdrill.metrics.conntrack import WindowMetrics
-from ctdrill.spec.models import Ceiling, MetricExpectation
+from ctdrill.spec.models import Ceiling
 
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
@@ -40,17 +40,6 @@ class Verdict:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def judge_metric(exp: MetricExpectation, history: dict[str, list[WindowMetrics]]) -> Verdict:
-    windows = history.get(exp.host)
-    if not windows:
-        return Verdict(exp.describe(), False, None, f"no observations of {exp.host}")
-    values = [float(getattr(w, exp.metric)) for w in windows]
-    observed = statistic(values, exp.stat)
-    passed = OPS[exp.op](observed, exp.value)
-    return Verdict(exp.describe(), passed, observed,
-                   f"{exp.stat}({exp.metric}) = {observed:.4g} over {len(values)} windows")
 
 
 def ceiling_breach(ceiling: Ceiling, hosts: set[str], host: str,

@@ -7,7 +7,7 @@ from datetime import time as dtime
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from ctdrill.spec.models import Strict
 
@@ -63,7 +63,3 @@ class Suite(Strict):
     drills: list[SuiteDrill] = Field(..., min_length=1)
     stop_on_failure: bool = True
     blackout: Blackout = Field(default_factory=Blackout)
-
-    @model_validator(mode="after")
-    def nonempty(self) -> Suite:
-        return self

@@ -38,21 +38,15 @@ revert: {{ttl_s: {ttl}}}
 """
 
 
-@pytest.fixture(scope="module")
-def elab(lab: LabUp) -> LabUp:
-    """This module's lab (the shared module-scoped fixture, with sshd)."""
-    return lab
-
-
 def gw_spec(tmp_path: Path, duration: float = 2, ttl: float = 60) -> Path:
     return write_spec(tmp_path / "drill.yaml", GW_DRILL.format(duration=duration, ttl=ttl))
 
 
 @pytest.mark.parametrize("transport", ["netns", "ssh"])
-def test_apply_then_revert_restores_state_byte_for_byte(elab: LabUp, tmp_path: Path,
+def test_apply_then_revert_restores_state_byte_for_byte(lab: LabUp, tmp_path: Path,
                                                         transport: str) -> None:
-    inv = elab.plan.inventory_path if transport == "netns" else elab.plan.ssh_inventory_path
-    before = host_state(elab)
+    inv = lab.plan.inventory_path if transport == "netns" else lab.plan.ssh_inventory_path
+    before = host_state(lab)
     result = ctdrill("run", str(gw_spec(tmp_path)), "-i", str(inv), "--json",
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -63,7 +57,7 @@ def test_apply_then_revert_restores_state_byte_for_byte(elab: LabUp, tmp_path: P
         "net.netfilter.nf_conntrack_udp_timeout",
         "net.netfilter.nf_conntrack_tcp_timeout_established",
         "net.netfilter.nf_conntrack_udp_timeout_stream"}
-    assert host_state(elab) == before
+    assert host_state(lab) == before
     kinds = [r["type"] for r in records(Path(out["journal"]))]
     # write-ahead order: snapshot and revert plan before the intent, revert after
     assert kinds.index("snapshot") < kinds.index("revert_plan") < kinds.index("intent")
@@ -71,13 +65,13 @@ def test_apply_then_revert_restores_state_byte_for_byte(elab: LabUp, tmp_path: P
     assert kinds[-1] == "end"
 
 
-def test_changes_are_really_applied_during_the_drill(elab: LabUp, tmp_path: Path) -> None:
+def test_changes_are_really_applied_during_the_drill(lab: LabUp, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     proc = spawn("run", str(gw_spec(tmp_path, duration=4)), "-i",
-                 str(elab.plan.inventory_path), runs_dir=runs)
+                 str(lab.plan.inventory_path), runs_dir=runs)
     try:
         wait_for_record(runs, "samples")
-        state = host_state(elab)["gw"]
+        state = host_state(lab)["gw"]
         assert "nf_conntrack_udp_timeout:11" in state["sysctl"]
         assert "table inet ctd_drill" in state["ruleset"]
         assert "tcp dport 9001 notrack" in state["ruleset"]
@@ -90,12 +84,12 @@ PHASES = ["locked", "intent", "samples", "revert_plan"]
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("phase", PHASES)
-def test_signal_at_each_phase_reverts_and_verifies(elab: LabUp, tmp_path: Path,
+def test_signal_at_each_phase_reverts_and_verifies(lab: LabUp, tmp_path: Path,
                                                    sig: signal.Signals, phase: str) -> None:
-    before = host_state(elab)
+    before = host_state(lab)
     runs = tmp_path / "runs"
     proc = spawn("run", str(gw_spec(tmp_path, duration=4)), "-i",
-                 str(elab.plan.inventory_path), runs_dir=runs)
+                 str(lab.plan.inventory_path), runs_dir=runs)
     wait_for_record(runs, phase)
     proc.send_signal(sig)
     if phase == "samples":  # a second signal while stopping must not skip the revert
@@ -108,14 +102,14 @@ def test_signal_at_each_phase_reverts_and_verifies(elab: LabUp, tmp_path: Path,
     recs = records(journal)
     reverts = [r for r in recs if r["type"] == "revert"]
     assert reverts and all(r["verified"] for r in reverts)
-    assert host_state(elab) == before
+    assert host_state(lab) == before
 
 
-def test_signal_during_revert_does_not_skip_it(elab: LabUp, tmp_path: Path) -> None:
-    before = host_state(elab)
+def test_signal_during_revert_does_not_skip_it(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     runs = tmp_path / "runs"
     proc = spawn("run", str(gw_spec(tmp_path, duration=1)), "-i",
-                 str(elab.plan.inventory_path), runs_dir=runs)
+                 str(lab.plan.inventory_path), runs_dir=runs)
     wait_for_record(runs, "load_end")
     for _ in range(3):
         time.sleep(0.2)
@@ -124,22 +118,22 @@ def test_signal_during_revert_does_not_skip_it(elab: LabUp, tmp_path: Path) -> N
     assert "revert continues" in err or proc.returncode == 0
     recs = records(journal_of(runs))  # type: ignore[arg-type]
     assert [r["verified"] for r in recs if r["type"] == "revert"] == [True]
-    assert host_state(elab) == before
+    assert host_state(lab) == before
 
 
-def test_sigkill_in_observe_target_reverts_itself_within_ttl(elab: LabUp,
+def test_sigkill_in_observe_target_reverts_itself_within_ttl(lab: LabUp,
                                                              tmp_path: Path) -> None:
-    before = host_state(elab)
+    before = host_state(lab)
     runs = tmp_path / "runs"
     ttl = 12.0
     proc = spawn("run", str(gw_spec(tmp_path, duration=2, ttl=ttl)), "-i",
-                 str(elab.plan.inventory_path), runs_dir=runs)
+                 str(lab.plan.inventory_path), runs_dir=runs)
     journal = wait_for_record(runs, "samples")
     armed_at = next(r["t"] for r in records(journal) if r["type"] == "intent")
     proc.kill()
     proc.wait()
-    assert host_state(elab)["gw"] != before["gw"]  # the changes are still there
-    while host_state(elab) != before:
+    assert host_state(lab)["gw"] != before["gw"]  # the changes are still there
+    while host_state(lab) != before:
         assert time.time() < armed_at + ttl + 5, "target did not revert itself in TTL + 5 s"
         time.sleep(0.25)
     # the journal still leads to a verified revert that clears the lock and the switch
@@ -149,15 +143,15 @@ def test_sigkill_in_observe_target_reverts_itself_within_ttl(elab: LabUp,
     assert out["verified"] is True
     assert out["hosts"]["gw"]["deadman"]["fired"]["errors"] == []
     # and a new drill can take the lock again
-    assert ctdrill("run", str(gw_spec(tmp_path)), "-i", str(elab.plan.inventory_path),
+    assert ctdrill("run", str(gw_spec(tmp_path)), "-i", str(lab.plan.inventory_path),
                    runs_dir=runs).returncode == 0
 
 
-def test_revert_from_journal_before_ttl_and_twice(elab: LabUp, tmp_path: Path) -> None:
-    before = host_state(elab)
+def test_revert_from_journal_before_ttl_and_twice(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     runs = tmp_path / "runs"
     proc = spawn("run", str(gw_spec(tmp_path, duration=5, ttl=60)), "-i",
-                 str(elab.plan.inventory_path), runs_dir=runs)
+                 str(lab.plan.inventory_path), runs_dir=runs)
     journal = wait_for_record(runs, "samples")
     proc.kill()
     proc.wait()
@@ -165,12 +159,12 @@ def test_revert_from_journal_before_ttl_and_twice(elab: LabUp, tmp_path: Path) -
         result = ctdrill("revert", str(journal), "--json", runs_dir=runs)
         assert result.returncode == 0, result.stdout + result.stderr
         assert json.loads(result.stdout)["verified"] is True
-        assert host_state(elab) == before
+        assert host_state(lab) == before
     assert not list(Path("/run/ctdrill/deadman").glob(f"{json.loads(journal.read_text().splitlines()[0])['run_id']}*"))
 
 
-def test_change_failing_midway_reverts_what_was_applied(elab: LabUp, tmp_path: Path) -> None:
-    before = host_state(elab)
+def test_change_failing_midway_reverts_what_was_applied(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     spec = write_spec(tmp_path / "fail.yaml", """
 drill: fails-midway
 targets: {hosts: "gw:venue"}
@@ -180,38 +174,38 @@ changes:
     sysctl: {net.netfilter.nf_conntrack_tcp_timeout_close: notanumber}
 observe: {duration_s: 1}
 """)
-    result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path), "--json",
+    result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path), "--json",
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 3, result.stdout + result.stderr
     out = json.loads(result.stdout)
     assert "apply failed on venue" in out["reason"]
     assert out["revert"]["gw"]["verified"] and out["revert"]["venue"]["verified"]
     assert "net.netfilter.nf_conntrack_udp_timeout" in out["revert"]["gw"]["restored"]
-    assert host_state(elab) == before
+    assert host_state(lab) == before
 
 
 def test_second_drill_on_a_locked_target_refuses_and_stale_lock_is_reported(
-        elab: LabUp, tmp_path: Path) -> None:
+        lab: LabUp, tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     first = spawn("run", str(gw_spec(tmp_path, duration=6)), "-i",
-                  str(elab.plan.inventory_path), runs_dir=runs)
+                  str(lab.plan.inventory_path), runs_dir=runs)
     journal = wait_for_record(runs, "samples")
-    second = ctdrill("run", str(gw_spec(tmp_path)), "-i", str(elab.plan.inventory_path),
+    second = ctdrill("run", str(gw_spec(tmp_path)), "-i", str(lab.plan.inventory_path),
                      runs_dir=tmp_path / "runs2")
     assert second.returncode == 5
     assert "locked by drill run" in second.stderr and "STALE" not in second.stderr
     first.kill()
     first.wait()
-    third = ctdrill("run", str(gw_spec(tmp_path)), "-i", str(elab.plan.inventory_path),
+    third = ctdrill("run", str(gw_spec(tmp_path)), "-i", str(lab.plan.inventory_path),
                     runs_dir=tmp_path / "runs3")
     assert third.returncode == 5
     assert "STALE" in third.stderr and f"ctdrill revert {journal}" in third.stderr
     assert ctdrill("revert", str(journal), runs_dir=runs).returncode == 0
 
 
-def test_kernel_wide_key_on_a_namespace_is_refused_at_plan_time(elab: LabUp,
+def test_kernel_wide_key_on_a_namespace_is_refused_at_plan_time(lab: LabUp,
                                                                 tmp_path: Path) -> None:
-    before = host_state(elab)
+    before = host_state(lab)
     spec = write_spec(tmp_path / "kw.yaml", """
 drill: kernel-wide-on-gw
 targets: {hosts: gw}
@@ -219,18 +213,18 @@ changes:
   - sysctl: {net.netfilter.nf_conntrack_max: 4096}
 """)
     for cmd in ("plan", "run"):
-        result = ctdrill(cmd, str(spec), "-i", str(elab.plan.inventory_path),
+        result = ctdrill(cmd, str(spec), "-i", str(lab.plan.inventory_path),
                          runs_dir=tmp_path / "runs")
         assert result.returncode == 2, result.stdout + result.stderr
         assert "kernel-wide" in result.stderr and "kernel_owner" in result.stderr
         assert "Traceback" not in result.stderr
-    assert host_state(elab) == before
+    assert host_state(lab) == before
 
 
-def test_plan_shows_exact_before_and_after_and_changes_nothing(elab: LabUp,
+def test_plan_shows_exact_before_and_after_and_changes_nothing(lab: LabUp,
                                                                tmp_path: Path) -> None:
-    before = host_state(elab)
-    result = ctdrill("plan", str(gw_spec(tmp_path)), "-i", str(elab.plan.inventory_path),
+    before = host_state(lab)
+    result = ctdrill("plan", str(gw_spec(tmp_path)), "-i", str(lab.plan.inventory_path),
                      "--json", runs_dir=tmp_path / "runs")
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
@@ -238,12 +232,12 @@ def test_plan_shows_exact_before_and_after_and_changes_nothing(elab: LabUp,
     assert changes["net.netfilter.nf_conntrack_udp_timeout"] == ("30", "11")
     assert changes["net.netfilter.nf_conntrack_tcp_timeout_established"] == ("432000", "3000")
     assert "tcp dport 9001 notrack" in out["hosts"]["gw"]["nft_rules"]
-    assert host_state(elab) == before
+    assert host_state(lab) == before
     assert not (tmp_path / "runs").exists()
 
 
-def test_kernel_owner_knobs_change_and_restore_exactly(elab: LabUp, tmp_path: Path) -> None:
-    before = host_state(elab)
+def test_kernel_owner_knobs_change_and_restore_exactly(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     spec = write_spec(tmp_path / "cap.yaml", """
 drill: capacity-one-step
 targets: {hosts: kernel}
@@ -253,23 +247,23 @@ observe: {hosts: gw, duration_s: 1}
 expect:
   - {kind: metric, host: gw, metric: max, stat: last, op: "==", value: 8192}
 """)
-    result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path), "--json",
+    result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path), "--json",
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert host_state(elab) == before
+    assert host_state(lab) == before
 
 
-def test_malformed_spec_is_exit_2_and_contacts_nothing(elab: LabUp, tmp_path: Path) -> None:
+def test_malformed_spec_is_exit_2_and_contacts_nothing(lab: LabUp, tmp_path: Path) -> None:
     spec = write_spec(tmp_path / "bad.yaml", "drill: bad\ntargets: {hosts: gw}\nobserve:\n  hzz: 3\n")
-    result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path),
+    result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path),
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 2
     assert f"{spec}:4:3" in result.stderr
     assert not (tmp_path / "runs").exists()
 
 
-def test_guard_ceiling_aborts_and_reverts(elab: LabUp, tmp_path: Path) -> None:
-    before = host_state(elab)
+def test_guard_ceiling_aborts_and_reverts(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     spec = write_spec(tmp_path / "guard.yaml", """
 drill: guarded
 targets: {hosts: gw}
@@ -280,7 +274,7 @@ observe: {duration_s: 8}
 guards:
   ceilings: [{hosts: gw, metric: count, above: 100}]
 """)
-    result = ctdrill("run", str(spec), "-i", str(elab.plan.inventory_path), "--json",
+    result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path), "--json",
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 3, result.stdout + result.stderr
     out = json.loads(result.stdout)
@@ -289,4 +283,4 @@ guards:
     # stopped early: the observation alone would have taken 8 s
     assert out["timings_s"]["total"] - out["timings_s"]["prepare"] - out["timings_s"]["apply"] \
         - out["timings_s"]["revert_verify"] < 4
-    assert host_state(elab) == before
+    assert host_state(lab) == before

@@ -24,7 +24,6 @@ import pytest
 import yaml
 
 from ctdrill.errors import InvalidInput
-from ctdrill.lab import manager
 from ctdrill.lab.manager import LabUp
 from ctdrill.surge import suppress
 from ctdrill.surge.plan import plan_surge
@@ -35,31 +34,21 @@ from ctdrill.targets.inventory import Inventory
 from ctdrill.telemetry.agent import parse_stat_table
 from ctdrill.telemetry.protocol import Sample
 from ctdrill.telemetry.streams import open_stream
-from tests.integration.conftest import unique_lab_name
 from tests.integration.drillrun import ctdrill, host_state, write_spec
 from tests.integration.helpers import flush_conntrack, ns_count, ns_read
 
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture(scope="module")
-def slab() -> Iterator[LabUp]:
-    name = unique_lab_name("su")
-    try:
-        yield manager.up(name, ssh=True)
-    finally:
-        manager.down(name)
-
-
 @pytest.fixture(autouse=True)
-def clean(slab: LabUp) -> Iterator[None]:
-    gw = slab.plan.host("gw").netns
+def clean(lab: LabUp) -> Iterator[None]:
+    gw = lab.plan.host("gw").netns
     flush_conntrack(gw)
     try:
         yield
     finally:
         for role in ("client", "venue"):
-            suppress.remove(slab.plan.host(role).netns)
+            suppress.remove(lab.plan.host(role).netns)
         flush_conntrack(gw)
 
 
@@ -93,63 +82,63 @@ def gw_entries(lab: LabUp, *args: str) -> list[str]:
 
 
 @pytest.mark.parametrize("protocol", ["udp", "tcp", "icmp"])
-def test_unanswered_count_delta_equals_flows_sent(slab: LabUp, protocol: str) -> None:
-    gw = slab.plan.host("gw").netns
+def test_unanswered_count_delta_equals_flows_sent(lab: LabUp, protocol: str) -> None:
+    gw = lab.plan.host("gw").netns
     before = ns_count(gw)
-    result = run_to_end(slab, protocol=protocol, src_addrs=3,
+    result = run_to_end(lab, protocol=protocol, src_addrs=3,
                         shape={"kind": "constant", "rate": 40000, "duration_s": 0.5})
     time.sleep(0.1)
     assert result["stopped"] == "completed" and result["errors"] == 0
     assert result["flows"] == result["packets"] == 20000
     assert ns_count(gw) - before == result["flows"], result
-    assert "ctd_surge" not in tables(slab, "venue")  # removed afterwards
+    assert "ctd_surge" not in tables(lab, "venue")  # removed afterwards
     if protocol == "tcp":  # the venue never answered: every entry is still SYN_SENT
-        assert len(gw_entries(slab, "-p", "tcp", "--state", "SYN_SENT")) == 20000
+        assert len(gw_entries(lab, "-p", "tcp", "--state", "SYN_SENT")) == 20000
 
 
-def test_max_mode_counts_stay_truthful(slab: LabUp) -> None:
-    gw = slab.plan.host("gw").netns
+def test_max_mode_counts_stay_truthful(lab: LabUp) -> None:
+    gw = lab.plan.host("gw").netns
     before = ns_count(gw)
-    result = run_to_end(slab, workers=2, shape={"kind": "max", "duration_s": 0.3})
+    result = run_to_end(lab, workers=2, shape={"kind": "max", "duration_s": 0.3})
     time.sleep(0.1)
     assert result["workers"] == 2 and result["flows"] > 10000
     assert ns_count(gw) - before == result["flows"] - result["errors"]
 
 
-def test_assured_mode_leaves_established_assured_entries(slab: LabUp) -> None:
-    result = run_to_end(slab, protocol="tcp", mode="assured", teardown=False,
+def test_assured_mode_leaves_established_assured_entries(lab: LabUp) -> None:
+    result = run_to_end(lab, protocol="tcp", mode="assured", teardown=False,
                         shape={"kind": "constant", "rate": 20000, "duration_s": 0.25})
     assert result["completed"] == 5000 and result["packets"] == 15000
-    entries = gw_entries(slab, "-p", "tcp")
+    entries = gw_entries(lab, "-p", "tcp")
     assert len(entries) == 5000
     assert all("ESTABLISHED" in e and "[ASSURED]" in e for e in entries), entries[:3]
-    assert "ctd_surge" not in tables(slab, "client") + tables(slab, "venue")
+    assert "ctd_surge" not in tables(lab, "client") + tables(lab, "venue")
 
 
-def test_teardown_resets_assured_entries(slab: LabUp) -> None:
-    result = run_to_end(slab, protocol="tcp", mode="assured",
+def test_teardown_resets_assured_entries(lab: LabUp) -> None:
+    result = run_to_end(lab, protocol="tcp", mode="assured",
                         shape={"kind": "constant", "rate": 20000, "duration_s": 0.2})
     assert result["phases"]["shape"]["teardown"] == 4000
-    entries = gw_entries(slab, "-p", "tcp")
+    entries = gw_entries(lab, "-p", "tcp")
     assert len(entries) == 4000
     assert not [e for e in entries if "ESTABLISHED" in e]
     assert all(" CLOSE " in e for e in entries)
 
 
-def test_assured_fill_makes_the_gateway_drop_new_flows(slab: LabUp) -> None:
+def test_assured_fill_makes_the_gateway_drop_new_flows(lab: LabUp) -> None:
     """The failure itself: a table full of ASSURED entries cannot early-drop, so the
     kernel drops new flows (with max == buckets an unanswered flood never does)."""
-    gw = slab.plan.host("gw").netns
+    gw = lab.plan.host("gw").netns
     size = 4096
     max_key, buckets_key = "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"
     original = (read_knob(max_key), read_knob(buckets_key))
     with global_knobs({buckets_key: size, max_key: size}):
         before = parse_stat_table(ns_read(gw, "/proc/net/stat/nf_conntrack"))
-        result = run_to_end(slab, protocol="udp", fill={"flows": size},
+        result = run_to_end(lab, protocol="udp", fill={"flows": size},
                             shape={"kind": "constant", "rate": 10000, "duration_s": 0.3})
         after = parse_stat_table(ns_read(gw, "/proc/net/stat/nf_conntrack"))
         during = (read_knob(max_key), read_knob(buckets_key))
-        assured = gw_entries(slab, "-p", "tcp")
+        assured = gw_entries(lab, "-p", "tcp")
         flush_conntrack(gw)
     assert during == (str(size), str(size)), f"the knobs changed under the test: {during}"
     assert (read_knob(max_key), read_knob(buckets_key)) == original
@@ -163,8 +152,8 @@ def test_assured_fill_makes_the_gateway_drop_new_flows(slab: LabUp) -> None:
     assert len(assured) == size  # reset by the teardown, still counted until they expire
 
 
-def test_destination_guard_refuses_outside_networks(slab: LabUp) -> None:
-    inv = Inventory(slab.plan.inventory_path)
+def test_destination_guard_refuses_outside_networks(lab: LabUp) -> None:
+    inv = Inventory(lab.plan.inventory_path)
     for dst in ("192.0.2.1", "10.79.0.1", "127.0.0.1"):
         spec = SurgeLoad.model_validate({"kind": "surge", "source": "client", "destination": dst,
                                          "shape": {"kind": "max", "duration_s": 1}})
@@ -184,19 +173,19 @@ def _count_at(samples: list[Sample], t: float) -> float:
     return float(samples[-1].count if t > samples[-1].t else samples[0].count)
 
 
-def test_replay_profile_is_followed(slab: LabUp, tmp_path: Path) -> None:
+def test_replay_profile_is_followed(lab: LabUp, tmp_path: Path) -> None:
     rates = [4000, 16000, 8000, 24000, 2000, 12000]
     bin_s = 0.5
     profile = tmp_path / "episode.csv"
     profile.write_text("t,flows_per_s\n" + "".join(f"{i * bin_s},{r}\n"
                                                    for i, r in enumerate(rates)))
-    stream = open_stream(Inventory(slab.plan.inventory_path).target("gw"), 50)
+    stream = open_stream(Inventory(lab.plan.inventory_path).target("gw"), 50)
     samples: list[Sample] = []
     reader = threading.Thread(target=lambda: samples.extend(stream), daemon=True)
     reader.start()
     try:
         time.sleep(0.2)
-        with surge(slab, shape={"kind": "replay", "profile": str(profile)}) as run:
+        with surge(lab, shape={"kind": "replay", "profile": str(profile)}) as run:
             assert run.wait(20)
             started = run.started_at
             result = run.stop()
@@ -211,7 +200,7 @@ def test_replay_profile_is_followed(slab: LabUp, tmp_path: Path) -> None:
     assert r >= 0.95, (rates, achieved)
 
 
-def test_pcap_replay_sends_each_recorded_flow_once(slab: LabUp, tmp_path: Path) -> None:
+def test_pcap_replay_sends_each_recorded_flow_once(lab: LabUp, tmp_path: Path) -> None:
     from scapy.layers.inet import ICMP, IP, TCP, UDP
     from scapy.layers.l2 import Ether
     from scapy.utils import wrpcap
@@ -225,22 +214,22 @@ def test_pcap_replay_sends_each_recorded_flow_once(slab: LabUp, tmp_path: Path) 
         pkt.time = 500 + i / 1000
         pkts.append(pkt)
     wrpcap(str(tmp_path / "episode.pcap"), pkts)
-    result = run_to_end(slab, src_addrs=2, shape={"kind": "replay", "pcap":
+    result = run_to_end(lab, src_addrs=2, shape={"kind": "replay", "pcap":
                                                   str(tmp_path / "episode.pcap"), "scale": 3})
     assert result["flows"] == 1500 and result["duration_s"] < 0.7
-    entries = gw_entries(slab)
+    entries = gw_entries(lab)
     assert len(entries) == 1500
     assert {e.split()[0] for e in entries} == {"tcp", "udp", "icmp"}
     assert all("dst=10.78.0.2" in e and ("src=10.77.0.2" in e or "src=10.77.0.3" in e)
                for e in entries)
 
 
-def test_sigint_mid_surge_stops_within_a_second_with_a_truthful_count(slab: LabUp,
+def test_sigint_mid_surge_stops_within_a_second_with_a_truthful_count(lab: LabUp,
                                                                         tmp_path: Path) -> None:
-    gw = slab.plan.host("gw").netns
+    gw = lab.plan.host("gw").netns
     before = ns_count(gw)
     proc = subprocess.Popen([sys.executable, "-m", "ctdrill", "surge", "-i",
-                             str(slab.plan.inventory_path), "--rate", "30000", "--duration",
+                             str(lab.plan.inventory_path), "--rate", "30000", "--duration",
                              "30", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
@@ -261,7 +250,7 @@ def test_sigint_mid_surge_stops_within_a_second_with_a_truthful_count(slab: LabU
     assert result["stopped"] == "SIGINT"
     time.sleep(0.1)
     assert ns_count(gw) - before == result["flows"] > 20000
-    assert "ctd_surge" not in tables(slab, "venue")
+    assert "ctd_surge" not in tables(lab, "venue")
 
 
 SURGE_DRILL = """
@@ -279,10 +268,10 @@ revert: {{ttl_s: 60}}
 """
 
 
-def test_engine_runs_a_surge_drill_end_to_end(slab: LabUp, tmp_path: Path) -> None:
-    before = host_state(slab)
+def test_engine_runs_a_surge_drill_end_to_end(lab: LabUp, tmp_path: Path) -> None:
+    before = host_state(lab)
     spec = write_spec(tmp_path / "surge.yaml", SURGE_DRILL.format())
-    result = ctdrill("run", str(spec), "-i", str(slab.plan.inventory_path), "--json",
+    result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path), "--json",
                      runs_dir=tmp_path / "runs")
     assert result.returncode == 0, result.stdout + result.stderr
     out = json.loads(result.stdout)
@@ -290,19 +279,19 @@ def test_engine_runs_a_surge_drill_end_to_end(slab: LabUp, tmp_path: Path) -> No
     load = load["phases"][0] if "phases" in load and isinstance(load["phases"], list) else load
     assert load["kind"] == "surge" and load["error"] == ""
     assert math.isclose(load["flows"], 10000, rel_tol=0.01)
-    assert host_state(slab) == before  # reverted, and no ctd_surge table left behind
+    assert host_state(lab) == before  # reverted, and no ctd_surge table left behind
 
 
-def test_a_source_over_ssh_runs_the_surge_there(slab: LabUp, tmp_path: Path) -> None:
+def test_a_source_over_ssh_runs_the_surge_there(lab: LabUp, tmp_path: Path) -> None:
     """An SSH source that is no namespace here: `ctdrill surge` runs on it (the lab's
     client, reached through its own sshd), stopped mid-way through the channel."""
-    inv = yaml.safe_load(slab.plan.ssh_inventory_path.read_text())
+    inv = yaml.safe_load(lab.plan.ssh_inventory_path.read_text())
     client = inv["all"]["children"]["lab"]["children"]["clients"]["hosts"]["client"]
     del client["ctdrill_netns"]  # as a real remote host: nothing local to enter
     client["ansible_python_interpreter"] = sys.executable  # where ctdrill is installed
     path = tmp_path / "remote.yml"
     path.write_text(yaml.safe_dump(inv))
-    gw = slab.plan.host("gw").netns
+    gw = lab.plan.host("gw").netns
     before = ns_count(gw)
     spec = SurgeLoad.model_validate({"kind": "surge", "source": "client", "destination": "venue",
                                      "shape": {"kind": "constant", "rate": 20000,

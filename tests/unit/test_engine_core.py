@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from ctdrill.engine.expect import judge
 from ctdrill.engine.journal import Journal, read_journal
-from ctdrill.engine.judge import ceiling_breach, judge_metric, statistic
+from ctdrill.engine.judge import ceiling_breach, statistic
 from ctdrill.engine.nft_render import render_bypass_body
+from ctdrill.engine.observation import ObservationResult
 from ctdrill.engine.plan import plan_host, resolve_changes, revert_plan, select_pools
 from ctdrill.engine.recover import recovery_plan
 from ctdrill.errors import InvalidInput
@@ -115,9 +117,14 @@ def test_statistics_and_expectations() -> None:
     assert statistic([2, 4], "mean") == 3
     assert statistic(list(range(100)), "p95") == 95
     exp = MetricExpectation(kind="metric", host="gw", metric="ctr", stat="max", op=">=", value=0.5)
-    assert judge_metric(exp, {"gw": [wm(0.1), wm(0.6)]}).passed
-    assert not judge_metric(exp, {"gw": [wm(0.1)]}).passed
-    missing = judge_metric(exp, {})
+    s = spec()
+
+    def seen(history: dict[str, list[WindowMetrics]]) -> ObservationResult:
+        return ObservationResult(started=0.0, history=history)
+
+    assert judge(exp, seen({"gw": [wm(0.1), wm(0.6)]}), s).passed
+    assert not judge(exp, seen({"gw": [wm(0.1)]}), s).passed
+    missing = judge(exp, seen({}), s)
     assert not missing.passed and "no observations" in missing.detail
 
 

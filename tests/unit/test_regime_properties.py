@@ -281,7 +281,8 @@ def check_recovery(cfg: RegimeConfig, prefix: list[RegimeInput], tail: list[Regi
             if tr.to_state is H:
                 healthy_at = x.t
     assert healthy_at is not None
-    assert healthy_at <= bound + per_step * len(path) + once
+    # sample times are float sums: allow rounding, not a sample's worth of slack
+    assert healthy_at <= bound + per_step * len(path) + once + 1e-9
 
 
 @FAST
