@@ -279,6 +279,7 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
             sig.reverting = True
             if prepared:
                 progress("reverting and verifying")
+                journal.write("reverting", hosts=sorted(prep.revert_plans()))
                 t = time.monotonic()
                 outcome.reverts = ops.revert({
                     h: {"plan": rp, "snapshot": prep.snapshots[h]}

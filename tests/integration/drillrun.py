@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from ctdrill.lab.manager import LabUp
+from tests.waiting import wait_until
 
 NF = "/proc/sys/net/netfilter"
 
@@ -38,9 +39,19 @@ def ctdrill(*args: str, runs_dir: Path, timeout: float = 120) -> subprocess.Comp
 
 
 def spawn(*args: str, runs_dir: Path) -> subprocess.Popen[str]:
+    """`ctdrill ARGS` in its own process group, as a shell starts a job: `ctrl_c` then
+    reaches it and every child that stayed in its group, as a real Ctrl-C does."""
     env = dict(os.environ, CTDRILL_RUNS_DIR=str(runs_dir))
     return subprocess.Popen([sys.executable, "-m", "ctdrill", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+                            stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+
+
+def reap_group(proc: subprocess.Popen[str]) -> None:
+    """After a test: nothing of the spawned run's process group may outlive it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
 
 
 def journal_of(runs_dir: Path) -> Path | None:
@@ -57,13 +68,13 @@ def records(path: Path) -> list[dict[str, Any]]:
 
 
 def wait_for_record(runs_dir: Path, kind: str, timeout: float = 60) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def journal_with_record() -> Path | None:
         path = journal_of(runs_dir)
         if path is not None and any(r["type"] == kind for r in records(path)):
             return path
-        time.sleep(0.02)
-    raise AssertionError(f"journal never reached a '{kind}' record")
+        return None
+
+    return wait_until(journal_with_record, f"a '{kind}' journal record", timeout)
 
 
 def write_spec(path: Path, text: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,31 +19,29 @@ from ctdrill.targets.inventory import Inventory
 from ctdrill.targets.target import Target
 from ctdrill.telemetry.protocol import Sample
 from ctdrill.telemetry.streams import open_stream
-from tests.integration.helpers import flush_conntrack, ns_count, p99
+from tests.integration.helpers import flush_conntrack, ns_count
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.root
 
 MAX_KEY = "net.netfilter.nf_conntrack_max"
 
 
-def collect(target: Target, hz: float, seconds: float, during: object = None) -> list[Sample]:
-    """Stream for `seconds`, optionally running a callable in the middle."""
+def collect(target: Target, hz: float, samples_after: int,
+            during: Callable[[], None] | None = None) -> list[Sample]:
+    """Stream until `samples_after` samples have arrived after `during` (run once the
+    first sample is in) returned; the stream's own rate is a benchmark, not a test."""
     stream = open_stream(target, hz)
     samples: list[Sample] = []
-
-    def reader() -> None:
-        for s in stream:
-            samples.append(s)
-
-    thread = threading.Thread(target=reader, daemon=True)
+    thread = threading.Thread(target=lambda: samples.extend(stream), daemon=True)
     thread.start()
     try:
-        if callable(during):
-            time.sleep(0.3)
+        wait_until(lambda: samples, "the first sample")
+        if during is not None:
             during()
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
+        mark = len(samples)
+        wait_until(lambda: len(samples) >= mark + samples_after,
+                   f"{samples_after} samples from {target.name}")
     finally:
         stream.close()
         thread.join(timeout=3)
@@ -64,7 +62,7 @@ def test_flood_moves_count_and_ctr_exactly_as_proc_reads(lab: LabUp) -> None:
         assert (sent, errors) == (flows, 0)
 
     before = ns_count(gw_ns)
-    samples = collect(gw, 50, 1.0, during=flood)
+    samples = collect(gw, 50, 25, during=flood)
     proc_count = ns_count(gw_ns)
     proc_max = int(read_knob(MAX_KEY))
     last = samples[-1]
@@ -89,10 +87,13 @@ def test_lowered_max_gives_nfd_and_table_full_events_attributed_to_gw(lab: LabUp
         try:
             thread = threading.Thread(target=lambda: samples.extend(stream), daemon=True)
             thread.start()
-            time.sleep(0.3)
+            wait_until(lambda: samples, "the first sample")
             send_udp_flows(lab.plan.host("client").netns, lab.plan.host("venue").data_addr,
                            4000, lab.plan.target_networks, first_port=30000)
-            time.sleep(1.0)
+            wait_until(lambda: any(e for s in samples for e in s.events),
+                       "a table-full event in the gateway's samples")
+            mark = len(samples)
+            wait_until(lambda: len(samples) > mark + 5, "samples after the drops")
         finally:
             stream.close()
             thread.join(timeout=3)
@@ -112,24 +113,25 @@ def test_lowered_max_gives_nfd_and_table_full_events_attributed_to_gw(lab: LabUp
     assert all(f"netns {gw_inode}," in e.message for e in events)
 
 
-def test_ssh_transport_streams_50hz_for_5s_with_host_key_checking(lab: LabUp) -> None:
+def _an_ordered_stream(samples: list[Sample]) -> None:
+    """Every sample once, in order, each timestamped after the one before. Rate and
+    jitter are benchmarks (bench/telemetry_rate.py, docs/BENCH-telemetry.md)."""
+    assert [s.seq for s in samples] == list(range(samples[0].seq, samples[0].seq + len(samples)))
+    assert all(b.t > a.t for a, b in itertools.pairwise(samples))
+
+
+def test_ssh_transport_streams_with_host_key_checking(lab: LabUp) -> None:
     inv = Inventory(lab.plan.ssh_inventory_path)
     gw = inv.target("gw")
     assert gw.transport == "ssh" and gw.known_hosts
-    samples = collect(gw, 50, 5.2)
-    window = [s for s in samples if s.t - samples[0].t <= 5.0]
-    assert len(window) >= 245
-    intervals = [b.t - a.t for a, b in itertools.pairwise(window)]
-    assert p99(intervals) < 0.1
-    delays = [s.received - s.t for s in window]
-    assert p99(delays) < 0.25
+    samples = collect(gw, 50, 100)
+    _an_ordered_stream(samples)
+    assert all(s.received >= s.t - 0.05 for s in samples)  # pushed, not invented later
 
 
 def test_netns_transport_streams_50hz(lab: LabUp) -> None:
     gw = Inventory(lab.plan.inventory_path).target("gw")
-    samples = collect(gw, 50, 2.0)
-    window = [s for s in samples if s.t - samples[0].t <= 1.5]
-    assert len(window) >= 73
+    _an_ordered_stream(collect(gw, 50, 75))
 
 
 def test_unknown_host_key_is_refused(lab: LabUp, tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from ctdrill.system.knobs import global_knobs
 from ctdrill.targets.inventory import Inventory
 from ctdrill.watch.service import WatchService
 from tests.integration.helpers import flush_conntrack
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.root
 
@@ -28,13 +29,8 @@ def events(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def wait_for(predicate: object, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    wait_until(predicate, "the watch to report it", timeout)
 
 
 def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
