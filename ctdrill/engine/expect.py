@@ -161,11 +161,18 @@ def _trend(e: StepTrendExpectation, result: ObservationResult, spec: DrillSpec) 
     if any(v is None for v in values):
         return Verdict(e.describe(), False, None, f"missing data: {shown}")
     vs = [v for v in values if v is not None]
-    if e.direction == "decreasing":
-        ok = all((a > b) if e.strict else (a >= b) for a, b in itertools.pairwise(vs))
-    else:
-        ok = all((a < b) if e.strict else (a <= b) for a, b in itertools.pairwise(vs))
-    return Verdict(e.describe(), ok, vs[-1] - vs[0], shown)
+    ok = all(trend_holds(a, b, e) for a, b in itertools.pairwise(vs))
+    floor = f"noise floor {e.tolerance:.0%}" + (f" or {e.abs_tolerance:g}"
+                                                 if e.abs_tolerance else "")
+    return Verdict(e.describe(), ok, vs[-1] - vs[0], f"{shown} ({floor})")
+
+
+def trend_holds(before: float, after: float, e: StepTrendExpectation) -> bool:
+    """One step of a trend, judged against the noise floor: values closer than the floor
+    count as equal, so a non-strict trend tolerates them and a strict one rejects them."""
+    floor = max(e.tolerance * max(abs(before), abs(after)), e.abs_tolerance)
+    change = after - before if e.direction == "increasing" else before - after
+    return change > floor if e.strict else change >= -floor
 
 
 def judge(e: Expectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
