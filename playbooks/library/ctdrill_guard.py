@@ -1,6 +1,8 @@
 #!/usr/bin/python
 """The per-target drill lock and the dead-man switch, both kept on the target itself."""
 
+from __future__ import annotations
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import (
     HostError,
@@ -24,7 +26,7 @@ options:
 """
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec={
         "action": {"type": "str", "required": True,
                    "choices": ["lock", "unlock", "arm", "disarm", "status"]},
@@ -38,7 +40,7 @@ def main():
         if p["action"] == "lock":
             ok, holder = lock_acquire(dict(p["owner"], run_id=p["run_id"]))
             if not ok:
-                module.fail_json(msg="target is locked by drill run %s" % holder.get("run_id"),
+                module.fail_json(msg=f"target is locked by drill run {holder.get('run_id')}",
                                  holder=holder, locked=True)
             module.exit_json(changed=True, holder=holder)
         if p["action"] == "unlock":

@@ -1,6 +1,8 @@
 #!/usr/bin/python
 """Create, replace or delete one ctdrill-owned nftables table (named ctd_*), nothing else."""
 
+from __future__ import annotations
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import (
     HostError,
@@ -21,7 +23,7 @@ options:
 """
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec={
         "family": {"type": "str", "default": "inet"},
         "table": {"type": "str", "required": True},

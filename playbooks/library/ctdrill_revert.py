@@ -5,18 +5,13 @@ One module for the whole sequence keeps the order on the host itself: the dead-m
 switch stays armed and the lock stays held whenever the host is not provably back.
 """
 
+from __future__ import annotations
+
 import base64
 import json
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import (
-    HostError,
-    compare,
-    deadman_disarm,
-    lock_release,
-    revert,
-    snapshot,
-)
+from ansible.module_utils.ctdrill_host import HostError, revert_verified
 
 DOCUMENTATION = r"""
 module: ctdrill_revert
@@ -29,27 +24,20 @@ options:
 """
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec={"run_id": {"type": "str", "required": True},
                                           "plan": {"type": "dict", "required": True},
                                           "expected_b64": {"type": "str", "required": True}})
     p = module.params
-    plan = p["plan"]
     expected = json.loads(base64.b64decode(p["expected_b64"]).decode())
     try:
-        result = revert(plan)
-        now = snapshot(list(plan.get("sysctl", {})))
-        diffs = compare(expected, now, touched=list(plan.get("sysctl", {})))
+        verified, result = revert_verified(p["run_id"], p["plan"], expected)
     except HostError as exc:
         module.fail_json(msg=str(exc))
-    changed = bool(result["restored"] or result["deleted"])
-    if result["errors"] or diffs:
-        module.fail_json(msg="revert not verified: %s" % "; ".join(result["errors"] + diffs),
-                         diffs=diffs, changed=changed, **result)
-    deadman = deadman_disarm(p["run_id"])
-    unlocked = lock_release(p["run_id"])
-    module.exit_json(changed=changed, diffs=diffs, verified=True, deadman=deadman,
-                     unlocked=unlocked, **result)
+    if not verified:
+        problems = "; ".join(result["errors"] + result["diffs"])
+        module.fail_json(msg=f"revert not verified: {problems}", **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 #!/usr/bin/python
 """Read-only snapshot of what a ctdrill drill may touch on this host (its netns)."""
 
+from __future__ import annotations
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import HostError, snapshot
 
@@ -12,7 +14,7 @@ options:
 """
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec={"keys": {"type": "list", "elements": "str",
                                                     "default": []}},
                            supports_check_mode=True)

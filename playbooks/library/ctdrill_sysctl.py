@@ -1,6 +1,8 @@
 #!/usr/bin/python
 """Set one sysctl through /proc/sys and verify it by reading it back."""
 
+from __future__ import annotations
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import HostError, normalise, read_sysctl, write_sysctl
 
@@ -13,14 +15,14 @@ options:
 """
 
 
-def main():
+def main() -> None:
     module = AnsibleModule(argument_spec={"name": {"type": "str", "required": True},
                                           "value": {"type": "str", "required": True}},
                            supports_check_mode=True)
     name, value = module.params["name"], module.params["value"]
     before = read_sysctl(name)
     if before is None:
-        module.fail_json(msg="sysctl %s does not exist on this host" % name, name=name)
+        module.fail_json(msg=f"sysctl {name} does not exist on this host", name=name)
     if module.check_mode:
         module.exit_json(changed=before != normalise(value), name=name, before=before,
                          after=normalise(value))

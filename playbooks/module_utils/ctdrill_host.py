@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 """Host-side state operations of ctdrill: snapshot, sysctl, nftables, revert, dead-man, lock.
 
 Standard library only. Ansible ships this file to the target with every ctdrill module
@@ -9,6 +8,11 @@ else installed. Everything here acts on the network namespace the process runs i
 Rules it keeps: sysctls are written through /proc/sys and read back (`sysctl -w` can
 exit 0 on failure); nftables changes touch only tables named ctd_*; the ruleset is
 compared in stateless form (`nft -s`), so counters do not count as drift.
+
+Every effect goes through a `HostEnv` (the /proc/sys root, the state directory, the nft
+runner, the timer, the clock). The default is the real host; unit tests point each at
+a fake, so the lock, dead-man and revert logic is tested without root. Runs on the
+target's python3 (3.8 or later): annotations are never evaluated at run time.
 """
 
 from __future__ import annotations
@@ -20,101 +24,172 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any, Callable, Dict, Optional, Sequence
 
 PROC_SYS = "/proc/sys/"
-NETFILTER_DIR = "/proc/sys/net/netfilter"
 OWN_TABLE_PREFIX = "ctd_"
-RUN_DIR = os.environ.get("CTDRILL_RUN_DIR", "/run/ctdrill")
-LOCK_DIR = os.path.join(RUN_DIR, "locks")
-DEADMAN_DIR = os.path.join(RUN_DIR, "deadman")
+DEFAULT_RUN_DIR = "/run/ctdrill"
+RUN_DIR_VARIABLE = "CTDRILL_RUN_DIR"
 VOLATILE_KEYS = ("net.netfilter.nf_conntrack_count",)
+
+Json = Dict[str, Any]
+NftRunner = Callable[[Sequence[str], Optional[str]], str]
+TimerStarter = Callable[[Sequence[str], str, float, str], Json]
 
 
 class HostError(Exception):
     """A host operation that could not be done or could not be verified."""
 
 
+# ------------------------------------------------------------------ real effects
+
+def run_nft(args: Sequence[str], stdin: str | None = None) -> str:
+    """Run nft; any non-zero exit is a HostError carrying nft's own message."""
+    proc = subprocess.run(["nft", *args], input=stdin, capture_output=True, text=True,
+                          check=False)
+    if proc.returncode != 0:
+        raise HostError(f"nft {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def netns_inode() -> int:
+    return os.stat("/proc/self/ns/net").st_ino
+
+
+def default_run_dir() -> str:
+    """Where locks and dead-man timers live: tmpfs, so they vanish with the namespaces."""
+    return os.environ.get(RUN_DIR_VARIABLE, DEFAULT_RUN_DIR)
+
+
+def systemd_usable() -> bool:
+    """systemd-run only helps when PID 1 is systemd and shares our network namespace."""
+    try:
+        return (os.path.isdir("/run/systemd/system")
+                and os.stat("/proc/1/ns/net").st_ino == netns_inode())
+    except OSError:
+        return False
+
+
+def start_systemd_timer(argv: Sequence[str], unit: str, ttl_s: float, d: str) -> Json:
+    """A transient systemd timer: it survives the death of every ctdrill process."""
+    subprocess.run(["systemd-run", "--unit", unit, "--collect", f"--on-active={int(ttl_s)}s",
+                    "--timer-property=AccuracySec=1s", *argv, "--now"],
+                   check=True, capture_output=True)
+    with open(os.path.join(d, "systemd-unit"), "w") as f:
+        f.write(unit)
+    return {"mechanism": "systemd-run", "unit": unit}
+
+
+def start_detached(argv: Sequence[str], unit: str, ttl_s: float, d: str) -> Json:
+    """A process in its own session that sleeps to the deadline (no systemd here)."""
+    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+    with open(os.path.join(d, "pid"), "w") as f:
+        f.write(f"{proc.pid}\n")
+    return {"mechanism": "detached-process", "pid": proc.pid}
+
+
+def start_timer(argv: Sequence[str], unit: str, ttl_s: float, d: str) -> Json:
+    """systemd-run where it can reach this namespace, else a detached process."""
+    if systemd_usable():
+        return start_systemd_timer(argv, unit, ttl_s, d)
+    return start_detached(argv, unit, ttl_s, d)
+
+
+class HostEnv:
+    """Where this module's effects land. The defaults are the real host."""
+
+    def __init__(self, proc_sys: str = PROC_SYS, run_dir: str | None = None,
+                 nft: NftRunner = run_nft, timer: TimerStarter = start_timer,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.proc_sys = proc_sys.rstrip("/") + "/"
+        self.run_dir = run_dir if run_dir is not None else default_run_dir()
+        self.nft = nft
+        self.timer = timer
+        self.clock = clock
+        self.sleep = sleep
+
+
+def _env(env: HostEnv | None) -> HostEnv:
+    return env if env is not None else HostEnv()
+
+
 # ------------------------------------------------------------------ sysctl
 
-def key_path(key):
-    return PROC_SYS + key.replace(".", "/")
+def key_path(key: str, env: HostEnv | None = None) -> str:
+    # concatenation, not os.path.join: a key can never name a path outside the root
+    return _env(env).proc_sys + key.replace(".", "/")
 
 
-def normalise(value):
+def normalise(value: object) -> str:
     """Multi-field sysctls print tab-separated; compare on whitespace-split fields."""
     return " ".join(str(value).split())
 
 
-def read_sysctl(key):
+def read_sysctl(key: str, env: HostEnv | None = None) -> str | None:
     try:
-        with open(key_path(key)) as f:
+        with open(key_path(key, env)) as f:
             return normalise(f.read())
     except OSError:
         return None
 
 
-def is_writable(key):
+def is_writable(key: str, env: HostEnv | None = None) -> bool:
     try:
-        return bool(os.stat(key_path(key)).st_mode & 0o200)
+        return bool(os.stat(key_path(key, env)).st_mode & 0o200)
     except OSError:
         return False
 
 
-def write_sysctl(key, value):
+def write_sysctl(key: str, value: object, env: HostEnv | None = None) -> tuple[str, str]:
     """Write and read back; return (before, after). Raises HostError on any mismatch."""
-    before = read_sysctl(key)
+    before = read_sysctl(key, env)
     if before is None:
-        raise HostError("sysctl %s does not exist here" % key)
+        raise HostError(f"sysctl {key} does not exist here")
     want = normalise(value)
     if before == want:
         return before, before
-    if not is_writable(key):
-        raise HostError("sysctl %s is read-only in this network namespace (kernel-wide keys "
-                        "can only be set in the initial namespace)" % key)
+    if not is_writable(key, env):
+        raise HostError(f"sysctl {key} is read-only in this network namespace (kernel-wide "
+                        "keys can only be set in the initial namespace)")
     try:
-        with open(key_path(key), "w") as f:
+        with open(key_path(key, env), "w") as f:
             f.write(want + "\n")
     except OSError as exc:
-        raise HostError("writing %s=%s failed: %s" % (key, want, exc.strerror))
-    after = read_sysctl(key)
+        raise HostError(f"writing {key}={want} failed: {exc.strerror}") from exc
+    after = read_sysctl(key, env)
     if after != want:
-        raise HostError("%s reads %s after writing %s" % (key, after, want))
+        raise HostError(f"{key} reads {after} after writing {want}")
     return before, after
 
 
-def netfilter_sysctls():
+def netfilter_sysctls(env: HostEnv | None = None) -> tuple[dict[str, str], list[str]]:
     """Every readable net.netfilter.* value and whether it is writable here."""
-    values, writable = {}, []
-    for root, _dirs, files in os.walk(NETFILTER_DIR):
+    env = _env(env)
+    values: dict[str, str] = {}
+    writable: list[str] = []
+    for root, _dirs, files in os.walk(env.proc_sys + "net/netfilter"):
         for name in files:
-            path = os.path.join(root, name)
-            key = path[len(PROC_SYS):].replace("/", ".")
-            value = read_sysctl(key)
+            key = os.path.join(root, name)[len(env.proc_sys):].replace("/", ".")
+            value = read_sysctl(key, env)
             if value is None:
                 continue
             values[key] = value
-            if is_writable(key):
+            if is_writable(key, env):
                 writable.append(key)
     return values, sorted(writable)
 
 
 # ------------------------------------------------------------------ nftables
 
-def nft(args, stdin=None):
-    proc = subprocess.run(["nft"] + list(args), input=stdin, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise HostError("nft %s failed: %s" % (" ".join(args), proc.stderr.strip()))
-    return proc.stdout
-
-
-def nft_ruleset():
+def nft_ruleset(env: HostEnv | None = None) -> str:
     """The whole ruleset, stateless (no counter values), as nft prints it."""
-    return nft(["-s", "list", "ruleset"])
+    return _env(env).nft(["-s", "list", "ruleset"], None)
 
 
-def nft_tables():
-    out = nft(["list", "tables"])
+def nft_tables(env: HostEnv | None = None) -> list[list[str]]:
+    out = _env(env).nft(["list", "tables"], None)
     tables = []
     for line in out.splitlines():
         parts = line.split()
@@ -123,57 +198,56 @@ def nft_tables():
     return tables
 
 
-def check_own_table(name):
+def check_own_table(name: str) -> None:
     if not name.startswith(OWN_TABLE_PREFIX):
-        raise HostError("refusing to touch nft table %r: ctdrill only manages tables named "
-                        "%s*" % (name, OWN_TABLE_PREFIX))
+        raise HostError(f"refusing to touch nft table {name!r}: ctdrill only manages tables "
+                        f"named {OWN_TABLE_PREFIX}*")
 
 
-def nft_apply_table(family, name, body):
+def nft_apply_table(family: str, name: str, body: str, env: HostEnv | None = None) -> str:
     """Create or replace one of our tables atomically (add, delete, add in one batch)."""
+    env = _env(env)
     check_own_table(name)
-    script = "table %s %s\ndelete table %s %s\ntable %s %s {\n%s\n}\n" % (
-        family, name, family, name, family, name, body)
-    nft(["-f", "-"], stdin=script)
-    return nft(["-s", "list", "table", family, name])
+    script = (f"table {family} {name}\ndelete table {family} {name}\n"
+              f"table {family} {name} {{\n{body}\n}}\n")
+    env.nft(["-f", "-"], script)
+    return env.nft(["-s", "list", "table", family, name], None)
 
 
-def nft_delete_table(family, name):
+def nft_delete_table(family: str, name: str, env: HostEnv | None = None) -> bool:
+    env = _env(env)
     check_own_table(name)
-    if [family, name] in nft_tables():
-        nft(["delete", "table", family, name])
+    if [family, name] in nft_tables(env):
+        env.nft(["delete", "table", family, name], None)
         return True
     return False
 
 
 # ------------------------------------------------------------------ snapshot / verify
 
-def netns_inode():
-    return os.stat("/proc/self/ns/net").st_ino
-
-
-def snapshot(keys=()):
+def snapshot(keys: Sequence[str] = (), env: HostEnv | None = None) -> Json:
     """Everything a drill may touch here: all net.netfilter.*, the given keys, the ruleset."""
-    values, writable = netfilter_sysctls()
+    env = _env(env)
+    values, writable = netfilter_sysctls(env)
     for key in keys:
         if key not in values:
-            value = read_sysctl(key)
+            value = read_sysctl(key, env)
             if value is not None:
                 values[key] = value
-                if is_writable(key):
+                if is_writable(key, env):
                     writable.append(key)
     return {
         "netns_inode": netns_inode(),
-        "kernel_owner": is_writable("net.netfilter.nf_conntrack_max"),
+        "kernel_owner": is_writable("net.netfilter.nf_conntrack_max", env),
         "hostname": socket.gethostname(),
         "sysctl": values,
         "writable": sorted(set(writable)),
-        "ruleset": nft_ruleset(),
-        "tables": nft_tables(),
+        "ruleset": nft_ruleset(env),
+        "tables": nft_tables(env),
     }
 
 
-def compare(expected, actual, touched=()):
+def compare(expected: Json, actual: Json, touched: Sequence[str] = ()) -> list[str]:
     """Differences between two snapshots that matter: writable or touched sysctls, ruleset."""
     diffs = []
     keys = (set(expected.get("writable", [])) | set(touched)) - set(VOLATILE_KEYS)
@@ -181,7 +255,7 @@ def compare(expected, actual, touched=()):
         want = expected["sysctl"].get(key)
         got = actual["sysctl"].get(key)
         if want != got:
-            diffs.append("sysctl %s: expected %s, found %s" % (key, want, got))
+            diffs.append(f"sysctl {key}: expected {want}, found {got}")
     if expected.get("ruleset") != actual.get("ruleset"):
         diffs.append("nftables ruleset differs from the snapshot")
     return diffs
@@ -189,20 +263,25 @@ def compare(expected, actual, touched=()):
 
 # ------------------------------------------------------------------ revert
 
-def revert(plan):
+def revert_order(keys: Sequence[str]) -> list[str]:
+    """Buckets before max: shrinking back never leaves max above a just-shrunk table."""
+    return sorted(keys, key=lambda k: "buckets" not in k)
+
+
+def revert(plan: Json, env: HostEnv | None = None) -> Json:
     """Put back every sysctl the plan names and delete our tables. Idempotent."""
-    restored, deleted, errors = {}, [], []
+    restored: Json = {}
+    deleted: list[str] = []
+    errors: list[str] = []
     for family, name in plan.get("nft_tables", []):
         try:
-            if nft_delete_table(family, name):
-                deleted.append("%s %s" % (family, name))
+            if nft_delete_table(family, name, env):
+                deleted.append(f"{family} {name}")
         except HostError as exc:
             errors.append(str(exc))
-    # buckets before max: shrinking back never leaves max above a just-shrunk table
-    order = sorted(plan.get("sysctl", {}), key=lambda k: "buckets" not in k)
-    for key in order:
+    for key in revert_order(list(plan.get("sysctl", {}))):
         try:
-            before, after = write_sysctl(key, plan["sysctl"][key])
+            before, after = write_sysctl(key, plan["sysctl"][key], env)
             if before != after:
                 restored[key] = [before, after]
         except HostError as exc:
@@ -210,24 +289,57 @@ def revert(plan):
     return {"restored": restored, "deleted": deleted, "errors": errors}
 
 
+def revert_verified(run_id: str, plan: Json, expected: Json,
+                    env: HostEnv | None = None) -> tuple[bool, Json]:
+    """Revert, verify against the snapshot, and only when verified disarm and unlock.
+
+    One sequence on the host keeps the order: a host that is not provably back keeps
+    its dead-man switch armed and its lock. Returns (verified, the module's result).
+    """
+    result = revert(plan, env)
+    touched = list(plan.get("sysctl", {}))
+    diffs = compare(expected, snapshot(touched, env), touched=touched)
+    out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]))
+    if result["errors"] or diffs:
+        return False, out
+    out.update(verified=True, deadman=deadman_disarm(run_id, env),
+               unlocked=lock_release(run_id, env))
+    return True, out
+
+
 # ------------------------------------------------------------------ lock
 
-def lock_path():
-    return os.path.join(LOCK_DIR, "netns-%d.json" % netns_inode())
+def lock_path(env: HostEnv | None = None) -> str:
+    return os.path.join(_env(env).run_dir, "locks", f"netns-{netns_inode()}.json")
 
 
-def pid_alive(pid):
+def as_pid(value: object) -> int | None:
+    """A single process id, or None: 0 and negatives name process groups, never one."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
     try:
-        os.kill(int(pid), 0)
+        pid = int(value)
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
         return True
-    except (OSError, ValueError):
+    except OSError:
         return False
 
 
-def lock_acquire(owner):
-    """Take this target's drill lock. Returns (True, owner) or (False, holder)."""
-    os.makedirs(LOCK_DIR, exist_ok=True)
-    path = lock_path()
+def lock_acquire(owner: Json, env: HostEnv | None = None) -> tuple[bool, Json]:
+    """Take this target's drill lock. Returns (True, owner) or (False, holder).
+
+    A holder is stale when its orchestrator ran on this host and its pid is gone; one
+    whose pid is unknown is never called stale.
+    """
+    path = lock_path(env)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -239,15 +351,17 @@ def lock_acquire(owner):
         if holder.get("run_id") == owner.get("run_id"):
             return True, holder
         same_host = holder.get("orchestrator_host") == socket.gethostname()
-        holder["stale"] = bool(same_host and not pid_alive(holder.get("orchestrator_pid", -1)))
+        pid = as_pid(holder.get("orchestrator_pid"))
+        holder["stale"] = bool(same_host and pid is not None and not pid_alive(pid))
         return False, holder
     with os.fdopen(fd, "w") as f:
         json.dump(owner, f)
     return True, owner
 
 
-def lock_release(run_id):
-    path = lock_path()
+def lock_release(run_id: str, env: HostEnv | None = None) -> bool:
+    """Remove the lock only if this run holds it."""
+    path = lock_path(env)
     try:
         with open(path) as f:
             holder = json.load(f)
@@ -261,11 +375,11 @@ def lock_release(run_id):
 
 # ------------------------------------------------------------------ dead-man switch
 
-def deadman_dir(run_id):
-    return os.path.join(DEADMAN_DIR, "%s-%d" % (run_id, netns_inode()))
+def deadman_dir(run_id: str, env: HostEnv | None = None) -> str:
+    return os.path.join(_env(env).run_dir, "deadman", f"{run_id}-{netns_inode()}")
 
 
-def own_source():
+def own_source() -> str:
     """This file's text, also when Ansible runs it from a zip payload."""
     import inspect
 
@@ -276,55 +390,30 @@ def own_source():
 
         data = pkgutil.get_data("ansible.module_utils", "ctdrill_host.py")
         if data is None:
-            raise HostError("cannot read ctdrill_host source for the dead-man script")
+            raise HostError("cannot read ctdrill_host source for the dead-man script") from None
         return data.decode()
 
 
-def systemd_usable():
-    """systemd-run only helps when PID 1 is systemd and shares our network namespace."""
-    try:
-        return (os.path.isdir("/run/systemd/system")
-                and os.stat("/proc/1/ns/net").st_ino == netns_inode())
-    except OSError:
-        return False
-
-
-def deadman_arm(run_id, plan, ttl_s):
+def deadman_arm(run_id: str, plan: Json, ttl_s: float, env: HostEnv | None = None) -> Json:
     """Leave a revert script and a timer that fires at now + ttl_s unless disarmed."""
-    d = deadman_dir(run_id)
+    env = _env(env)
+    d = deadman_dir(run_id, env)
     os.makedirs(d, exist_ok=True)
     script = os.path.join(d, "ctdrill_host.py")
     with open(script, "w") as f:
         f.write(own_source())
     with open(os.path.join(d, "plan.json"), "w") as f:
         json.dump(plan, f)
-    deadline = time.time() + float(ttl_s)
+    deadline = env.clock() + float(ttl_s)
     with open(os.path.join(d, "deadline"), "w") as f:
-        f.write("%f\n" % deadline)
+        f.write(f"{deadline:f}\n")
     argv = [sys.executable, script, "deadman", d]
-    if systemd_usable():
-        unit = "ctdrill-deadman-%s" % run_id
-        subprocess.run(["systemd-run", "--unit", unit, "--collect",
-                        "--on-active=%ds" % int(ttl_s), "--timer-property=AccuracySec=1s"]
-                       + argv + ["--now"], check=True, capture_output=True)
-        with open(os.path.join(d, "systemd-unit"), "w") as f:
-            f.write(unit)
-        return {"dir": d, "mechanism": "systemd-run", "unit": unit, "deadline": deadline}
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
-    with open(os.path.join(d, "pid"), "w") as f:
-        f.write("%d\n" % proc.pid)
-    return {"dir": d, "mechanism": "detached-process", "pid": proc.pid, "deadline": deadline}
+    started = env.timer(argv, f"ctdrill-deadman-{run_id}", float(ttl_s), d)
+    return dict({"dir": d}, **started, deadline=deadline)
 
 
-def deadman_disarm(run_id):
-    """Stop the timer and remove its files. Returns what the timer had done, if anything."""
-    d = deadman_dir(run_id)
-    if not os.path.isdir(d):
-        return {"armed": False}
-    open(os.path.join(d, "disarmed"), "w").close()
-    fired = None
-    result = os.path.join(d, "result.json")
+def stop_timer(d: str, env: HostEnv) -> None:
+    """Stop whichever timer arm started (a systemd unit or a detached process)."""
     unit_file = os.path.join(d, "systemd-unit")
     if os.path.exists(unit_file):
         with open(unit_file) as f:
@@ -332,15 +421,31 @@ def deadman_disarm(run_id):
         subprocess.run(["systemctl", "stop", unit + ".timer"], capture_output=True, check=False)
     try:
         with open(os.path.join(d, "pid")) as f:
-            pid = int(f.read())
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not pid_alive(pid):
-                    break
-                time.sleep(0.02)
-    except (OSError, ValueError):
-        pass
+            pid = as_pid(f.read())
+    except OSError:
+        pid = None
+    if pid is None or not pid_alive(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        return
+    for _ in range(100):
+        if not pid_alive(pid):
+            break
+        env.sleep(0.02)
+
+
+def deadman_disarm(run_id: str, env: HostEnv | None = None) -> Json:
+    """Stop the timer and remove its files. Returns what the timer had done, if anything."""
+    env = _env(env)
+    d = deadman_dir(run_id, env)
+    if not os.path.isdir(d):
+        return {"armed": False}
+    open(os.path.join(d, "disarmed"), "w").close()
+    stop_timer(d, env)
+    fired = None
+    result = os.path.join(d, "result.json")
     if os.path.exists(result):
         with open(result) as f:
             fired = json.load(f)
@@ -350,11 +455,11 @@ def deadman_disarm(run_id):
     return {"armed": True, "fired": fired}
 
 
-def deadman_status(run_id):
-    d = deadman_dir(run_id)
+def deadman_status(run_id: str, env: HostEnv | None = None) -> Json:
+    d = deadman_dir(run_id, env)
     if not os.path.isdir(d):
         return {"armed": False}
-    out = {"armed": True, "dir": d}
+    out: Json = {"armed": True, "dir": d}
     result = os.path.join(d, "result.json")
     if os.path.exists(result):
         with open(result) as f:
@@ -362,22 +467,23 @@ def deadman_status(run_id):
     return out
 
 
-def deadman_wait(d, now=False):
+def deadman_wait(d: str, now: bool = False, env: HostEnv | None = None) -> int:
     """The timer itself: sleep to the deadline unless disarmed, then revert and record."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    env = _env(env)
+    disarmed = os.path.join(d, "disarmed")
     if not now:
         with open(os.path.join(d, "deadline")) as f:
             deadline = float(f.read())
-        while time.time() < deadline:
-            if os.path.exists(os.path.join(d, "disarmed")):
+        while env.clock() < deadline:
+            if os.path.exists(disarmed):
                 return 0
-            time.sleep(min(0.5, max(0.0, deadline - time.time())))
-    if os.path.exists(os.path.join(d, "disarmed")):
+            env.sleep(min(0.5, max(0.0, deadline - env.clock())))
+    if os.path.exists(disarmed):
         return 0
     with open(os.path.join(d, "plan.json")) as f:
         plan = json.load(f)
-    result = revert(plan)
-    result["fired_at"] = time.time()
+    result = revert(plan, env)
+    result["fired_at"] = env.clock()
     tmp = os.path.join(d, "result.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f)
@@ -385,8 +491,14 @@ def deadman_wait(d, now=False):
     return 0 if not result["errors"] else 1
 
 
-if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "deadman":
-        sys.exit(deadman_wait(sys.argv[2], now="--now" in sys.argv))
+def main(argv: Sequence[str]) -> int:
+    """The standalone dead-man script: `python3 ctdrill_host.py deadman DIR [--now]`."""
+    if len(argv) >= 2 and argv[0] == "deadman":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # disarm stops us quietly
+        return deadman_wait(argv[1], now="--now" in argv)
     sys.stderr.write("usage: ctdrill_host.py deadman DIR [--now]\n")
-    sys.exit(2)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

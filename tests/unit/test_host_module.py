@@ -1,0 +1,442 @@
+"""The host-side module (playbooks/module_utils/ctdrill_host.py) without root.
+
+Lock, dead-man and revert logic run against a temporary state directory, a /proc/sys
+tree in tmp and an in-memory nft; nothing here touches /run, the real /proc/sys or nft.
+The one real process is the dead-man script itself, fed an empty plan.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
+
+
+def _load_host() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "ctdrill_host", PLAYBOOKS / "module_utils" / "ctdrill_host.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # own_source() reads the module's source by name
+    spec.loader.exec_module(module)
+    return module
+
+
+host = _load_host()
+NOT_A_PID = 2**22 + 1  # above PID_MAX_LIMIT: no process can have it
+MAX = "net.netfilter.nf_conntrack_max"
+BUCKETS = "net.netfilter.nf_conntrack_buckets"
+UDP = "net.netfilter.nf_conntrack_udp_timeout"
+COUNT = "net.netfilter.nf_conntrack_count"
+TABLE = "table inet ctd_drill"
+
+
+class FakeNft:
+    """The nft command lines this module runs, over an in-memory set of tables."""
+
+    def __init__(self, *tables: tuple[str, str]) -> None:
+        self.tables: dict[tuple[str, str], str] = {t: "" for t in tables}
+
+    def _render(self, key: tuple[str, str]) -> str:
+        return f"table {key[0]} {key[1]} {{\n{self.tables[key]}\n}}\n"
+
+    def __call__(self, args: Sequence[str], stdin: str | None = None) -> str:
+        a = list(args)
+        if a == ["list", "tables"]:
+            return "".join(f"table {f} {n}\n" for f, n in sorted(self.tables))
+        if a == ["-s", "list", "ruleset"]:
+            return "".join(self._render(k) for k in sorted(self.tables))
+        if a[:3] == ["-s", "list", "table"]:
+            return self._render((a[3], a[4]))
+        if a[:2] == ["delete", "table"]:
+            if (a[2], a[3]) not in self.tables:
+                raise host.HostError(f"nft {' '.join(a)} failed: No such file or directory")
+            del self.tables[(a[2], a[3])]
+            return ""
+        if a == ["-f", "-"] and stdin is not None:
+            _, family, name = stdin.splitlines()[0].split()
+            self.tables[(family, name)] = stdin.split("{\n", 1)[1].rsplit("\n}", 1)[0]
+            return ""
+        raise AssertionError(f"unexpected nft call: {a}")
+
+
+class FakeTimer:
+    """Records what the dead-man switch asked to be started."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[list[str], str, float, str]] = []
+
+    def __call__(self, argv: Sequence[str], unit: str, ttl_s: float, d: str) -> dict[str, Any]:
+        self.started.append((list(argv), unit, ttl_s, d))
+        return {"mechanism": "fake", "unit": unit}
+
+
+class Clock:
+    """A clock that moves only when the code under test sleeps."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def proc_tree(root: Path, values: dict[str, str], read_only: Sequence[str] = ()) -> None:
+    for key, value in values.items():
+        path = root / key.replace(".", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(value + "\n")
+        path.chmod(0o444 if key in read_only else 0o644)
+
+
+def make_env(tmp_path: Path, values: dict[str, str] | None = None, read_only: Sequence[str] = (),
+             nft: FakeNft | None = None, **kw: Any) -> Any:
+    proc = tmp_path / "proc" / "sys"
+    proc.mkdir(parents=True, exist_ok=True)
+    proc_tree(proc, values if values is not None else {MAX: "262144", BUCKETS: "65536",
+                                                       UDP: "30", COUNT: "7"},
+              read_only=read_only or (COUNT,))
+    kw.setdefault("timer", FakeTimer())
+    return host.HostEnv(proc_sys=str(proc), run_dir=str(tmp_path / "run"),
+                        nft=nft if nft is not None else FakeNft(), **kw)
+
+
+def owner(run_id: str, **kw: Any) -> dict[str, Any]:
+    base = {"run_id": run_id, "orchestrator_host": socket.gethostname(),
+            "orchestrator_pid": os.getpid(), "journal": "/tmp/j.jsonl"}
+    base.update(kw)
+    return base
+
+
+# ------------------------------------------------------------------ sysctl
+
+
+def test_sysctl_write_reads_back_and_reports_before_and_after(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    assert host.write_sysctl(UDP, 10, env) == ("30", "10")
+    assert host.read_sysctl(UDP, env) == "10"
+    assert host.write_sysctl(UDP, "10", env) == ("10", "10")
+    assert host.read_sysctl("net.netfilter.nope", env) is None
+
+
+def test_sysctl_refuses_missing_and_read_only_keys_and_changes_nothing(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    with pytest.raises(host.HostError, match="does not exist"):
+        host.write_sysctl("net.netfilter.nope", "1", env)
+    with pytest.raises(host.HostError, match="read-only in this network namespace"):
+        host.write_sysctl(COUNT, "9", env)
+    assert host.read_sysctl(COUNT, env) == "7"
+    assert host.write_sysctl(COUNT, " 7\n", env) == ("7", "7")  # already so: no write needed
+
+
+def test_a_sysctl_key_never_names_a_path_outside_the_root(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    assert host.key_path("/etc/shadow", env).startswith(env.proc_sys)
+    assert ".." not in host.key_path("a..etc", env)
+
+
+# ------------------------------------------------------------------ snapshot / revert
+
+
+def test_snapshot_reads_netfilter_keys_extra_keys_writability_and_ruleset(tmp_path: Path) -> None:
+    env = make_env(tmp_path, nft=FakeNft(("inet", "filter")))
+    proc_tree(Path(env.proc_sys), {"net.ipv4.ip_local_port_range": "32768\t60999"})
+    snap = host.snapshot(["net.ipv4.ip_local_port_range", "net.core.absent"], env)
+    assert snap["sysctl"] == {MAX: "262144", BUCKETS: "65536", UDP: "30", COUNT: "7",
+                              "net.ipv4.ip_local_port_range": "32768 60999"}
+    assert snap["writable"] == sorted([MAX, BUCKETS, UDP, "net.ipv4.ip_local_port_range"])
+    assert snap["kernel_owner"] is True
+    assert snap["ruleset"] == "table inet filter {\n\n}\n"
+    assert snap["tables"] == [["inet", "filter"]]
+
+
+def test_revert_restores_sysctls_deletes_own_tables_and_is_idempotent(tmp_path: Path) -> None:
+    nft = FakeNft(("inet", "filter"))
+    env = make_env(tmp_path, nft=nft)
+    host.write_sysctl(MAX, "4096", env)
+    host.nft_apply_table("inet", "ctd_drill", "chain c { }", env)
+    plan = {"sysctl": {MAX: "262144", UDP: "30"}, "nft_tables": [["inet", "ctd_drill"]]}
+    assert host.revert(plan, env) == {"restored": {MAX: ["4096", "262144"]},
+                                      "deleted": ["inet ctd_drill"], "errors": []}
+    assert set(nft.tables) == {("inet", "filter")}
+    assert host.revert(plan, env) == {"restored": {}, "deleted": [], "errors": []}
+
+
+def test_revert_reports_what_it_cannot_do_and_still_does_the_rest(tmp_path: Path) -> None:
+    nft = FakeNft(("inet", "filter"))
+    env = make_env(tmp_path, nft=nft)
+    host.write_sysctl(UDP, "5", env)
+    plan = {"sysctl": {"net.netfilter.gone": "1", UDP: "30"}, "nft_tables": [["inet", "filter"]]}
+    result = host.revert(plan, env)
+    assert result["restored"] == {UDP: ["5", "30"]}
+    assert len(result["errors"]) == 2
+    assert "refusing to touch nft table 'filter'" in result["errors"][0]
+    assert ("inet", "filter") in nft.tables
+
+
+def test_revert_order_puts_buckets_first_and_keeps_the_plan_order_otherwise() -> None:
+    acct = "net.netfilter.nf_conntrack_acct"
+    assert host.revert_order([MAX, acct, BUCKETS]) == [BUCKETS, MAX, acct]
+
+
+FAILURE_KEYS = {"restored", "deleted", "errors", "diffs", "changed"}
+
+
+def armed_drill(env: Any, run_id: str = "r1") -> dict[str, Any]:
+    """Lock, snapshot, arm and change this host the way prepare.yml and apply.yml do."""
+    assert host.lock_acquire(owner(run_id), env)[0]
+    before = host.snapshot([UDP], env)
+    plan = {"sysctl": {UDP: "30", MAX: "262144"}, "nft_tables": [["inet", "ctd_drill"]]}
+    host.deadman_arm(run_id, plan, 60, env)
+    host.write_sysctl(UDP, "10", env)
+    host.write_sysctl(MAX, "4096", env)
+    host.nft_apply_table("inet", "ctd_drill", "chain c { }", env)
+    return {"plan": plan, "expected": before}
+
+
+def test_a_verified_revert_disarms_and_unlocks(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    drill = armed_drill(env)
+    verified, out = host.revert_verified("r1", drill["plan"], drill["expected"], env)
+    assert verified
+    assert set(out) == FAILURE_KEYS | {"verified", "deadman", "unlocked"}
+    assert out["changed"] and out["diffs"] == [] and out["unlocked"] is True
+    assert out["deadman"] == {"armed": True, "fired": None}
+    assert not os.path.exists(host.lock_path(env))
+    assert not os.path.exists(host.deadman_dir("r1", env))
+    assert host.snapshot([UDP], env)["sysctl"] == drill["expected"]["sysctl"]
+
+
+def _key_turns_read_only(env: Any) -> None:
+    Path(host.key_path(MAX, env)).chmod(0o444)
+
+
+def _foreign_table_appears(env: Any) -> None:
+    env.nft(["-f", "-"], "table ip other\ndelete table ip other\ntable ip other {\n\n}\n")
+
+
+@pytest.mark.parametrize("drift", [_key_turns_read_only, _foreign_table_appears])
+def test_an_unverified_revert_keeps_the_lock_and_the_deadman_armed(
+        tmp_path: Path, drift: Callable[[Any], None]) -> None:
+    env = make_env(tmp_path)
+    drill = armed_drill(env)
+    drift(env)
+    verified, out = host.revert_verified("r1", drill["plan"], drill["expected"], env)
+    assert not verified
+    assert set(out) == FAILURE_KEYS
+    assert out["errors"] or out["diffs"]
+    assert json.loads(Path(host.lock_path(env)).read_text())["run_id"] == "r1"
+    assert host.deadman_status("r1", env)["armed"] is True
+
+
+# ------------------------------------------------------------------ lock
+
+
+def test_the_lock_is_exclusive_and_reentrant_for_its_own_run(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    assert host.lock_acquire(owner("r1"), env) == (True, owner("r1"))
+    assert host.lock_path(env).startswith(str(tmp_path / "run" / "locks" / "netns-"))
+    assert host.lock_acquire(owner("r1", journal="/other"), env) == (True, owner("r1"))
+    ok, holder = host.lock_acquire(owner("r2"), env)
+    assert not ok
+    assert holder == dict(owner("r1"), stale=False)
+
+
+@pytest.mark.parametrize(("orchestrator", "stale"), [
+    ({"orchestrator_pid": NOT_A_PID}, True),
+    ({"orchestrator_pid": str(NOT_A_PID)}, True),
+    ({"orchestrator_pid": NOT_A_PID, "orchestrator_host": "elsewhere"}, False),
+    ({"orchestrator_pid": os.getpid()}, False),
+    ({"orchestrator_pid": None}, False),
+    ({"orchestrator_pid": -1}, False),
+])
+def test_a_holder_is_stale_only_when_its_orchestrator_here_is_gone(
+        tmp_path: Path, orchestrator: dict[str, Any], stale: bool) -> None:
+    env = make_env(tmp_path)
+    assert host.lock_acquire(owner("r1", **orchestrator), env)[0]
+    ok, holder = host.lock_acquire(owner("r2"), env)
+    assert not ok and holder["run_id"] == "r1" and holder["stale"] is stale
+
+
+def test_an_unreadable_lock_still_refuses(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    path = Path(host.lock_path(env))
+    path.parent.mkdir(parents=True)
+    path.write_text("{torn")
+    assert host.lock_acquire(owner("r2"), env) == (False, {"run_id": "unknown", "stale": False})
+    assert host.lock_release("unknown", env) is False
+    assert path.read_text() == "{torn"
+
+
+def test_only_the_holder_releases_the_lock(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    assert host.lock_release("r1", env) is False
+    host.lock_acquire(owner("r1"), env)
+    assert host.lock_release("r2", env) is False
+    assert os.path.exists(host.lock_path(env))
+    assert host.lock_release("r1", env) is True
+    assert host.lock_acquire(owner("r2"), env)[0]
+
+
+def test_the_state_directory_defaults_to_run_ctdrill_and_follows_the_environment(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("CTDRILL_RUN_DIR", raising=False)
+    assert host.HostEnv().run_dir == "/run/ctdrill"
+    assert host.HostEnv().proc_sys == "/proc/sys/"
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path))
+    assert host.lock_path().startswith(f"{tmp_path}/locks/netns-")
+    assert host.deadman_dir("r1").startswith(f"{tmp_path}/deadman/r1-")
+
+
+# ------------------------------------------------------------------ dead-man switch
+
+
+def test_arming_leaves_the_script_the_plan_and_the_deadline_and_starts_a_timer(
+        tmp_path: Path) -> None:
+    clock, timer = Clock(1000.0), FakeTimer()
+    env = make_env(tmp_path, clock=clock, timer=timer)
+    plan = {"sysctl": {UDP: "30"}, "nft_tables": []}
+    armed = host.deadman_arm("r1", plan, 60, env)
+    d = Path(host.deadman_dir("r1", env))
+    script = d / "ctdrill_host.py"
+    assert armed == {"dir": str(d), "mechanism": "fake", "unit": "ctdrill-deadman-r1",
+                     "deadline": 1060.0}
+    assert timer.started == [([sys.executable, str(script), "deadman", str(d)],
+                              "ctdrill-deadman-r1", 60.0, str(d))]
+    assert script.read_text() == (PLAYBOOKS / "module_utils" / "ctdrill_host.py").read_text()
+    assert json.loads((d / "plan.json").read_text()) == plan
+    assert float((d / "deadline").read_text()) == 1060.0
+    assert host.deadman_status("r1", env) == {"armed": True, "dir": str(d)}
+
+
+@pytest.mark.parametrize(("read_only", "code"), [((COUNT,), 0), ((COUNT, UDP), 1)])
+def test_the_deadman_sleeps_to_its_deadline_then_reverts_and_records(
+        tmp_path: Path, read_only: tuple[str, ...], code: int) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    host.deadman_arm("r1", {"sysctl": {UDP: "30"}, "nft_tables": []}, 2, env)
+    host.write_sysctl(UDP, "10", env)
+    for key in read_only:
+        Path(host.key_path(key, env)).chmod(0o444)
+    assert host.deadman_wait(host.deadman_dir("r1", env), env=env) == code
+    assert clock.now >= 1002.0 and max(clock.slept) <= 0.5
+    fired = host.deadman_status("r1", env)["fired"]
+    assert fired["fired_at"] == clock.now
+    assert (host.read_sysctl(UDP, env) == "30") is (code == 0)
+    assert bool(fired["errors"]) is (code == 1)
+    assert host.deadman_disarm("r1", env) == {"armed": True, "fired": fired}
+    assert host.deadman_status("r1", env) == {"armed": False}
+
+
+def test_a_deadman_disarmed_before_its_deadline_reverts_nothing(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock)
+    host.deadman_arm("r1", {"sysctl": {UDP: "30"}, "nft_tables": []}, 60, env)
+    d = host.deadman_dir("r1", env)
+    host.write_sysctl(UDP, "10", env)
+
+    def disarm_while_asleep(seconds: float) -> None:
+        Path(d, "disarmed").touch()
+        clock.sleep(seconds)
+
+    env.sleep = disarm_while_asleep
+    assert host.deadman_wait(d, env=env) == 0
+    assert clock.now < 1060.0
+    assert host.read_sysctl(UDP, env) == "10"
+    assert not os.path.exists(os.path.join(d, "result.json"))
+    assert host.deadman_disarm("r1", env) == {"armed": True, "fired": None}
+    assert host.deadman_disarm("r1", env) == {"armed": False}
+
+
+def test_the_copied_script_runs_standalone_and_fires_after_its_deadline(tmp_path: Path) -> None:
+    env = make_env(tmp_path, clock=lambda: 0.0)  # deadline = 60 s after the epoch: long past
+    host.deadman_arm("r1", {"sysctl": {}, "nft_tables": []}, 60, env)
+    d = host.deadman_dir("r1", env)
+    run = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py"), "deadman", d],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    fired = json.loads(Path(d, "result.json").read_text())
+    assert fired["errors"] == [] and fired["restored"] == {} and fired["fired_at"] > 60
+    usage = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py")],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage:")
+
+
+def test_disarming_ends_a_running_detached_timer_without_a_revert(tmp_path: Path) -> None:
+    """The real detached timer (the copied script, far from its deadline) ends on disarm
+    (its SIGTERM, or the disarmed file it polls). Here the timer is this process's child,
+    so the test's 'sleep' reaps it."""
+    ended: list[int] = []
+    pid: list[int] = []
+
+    def reap(_seconds: float) -> None:
+        """Wait (bounded) for the timer to end, then reap it."""
+        fd = os.pidfd_open(pid[0])
+        try:
+            assert select.select([fd], [], [], 30)[0], "the timer outlived its SIGTERM"
+        finally:
+            os.close(fd)
+        _, status = os.waitpid(pid[0], 0)
+        ended.append(status)
+
+    env = make_env(tmp_path, timer=host.start_detached, sleep=reap)
+    armed = host.deadman_arm("r1", {"sysctl": {}, "nft_tables": []}, 3600, env)
+    assert armed["mechanism"] == "detached-process"
+    pid.append(armed["pid"])
+    assert Path(armed["dir"], "pid").read_text() == f"{armed['pid']}\n"
+    assert host.deadman_disarm("r1", env) == {"armed": True, "fired": None}
+    assert len(ended) == 1
+    status = ended[0]
+    assert (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0) or (
+        os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+    assert not os.path.exists(armed["dir"])
+
+
+# ------------------------------------------------------------------ the Ansible modules
+
+
+def _host_calls(path: Path) -> list[ast.Call]:
+    tree = ast.parse(path.read_text())
+    names = {a.asname or a.name for node in ast.walk(tree)
+             if isinstance(node, ast.ImportFrom) and node.module == "ansible.module_utils.ctdrill_host"
+             for a in node.names}
+    assert names, f"{path.name} imports nothing from ctdrill_host"
+    for name in names:
+        assert hasattr(host, name), f"{path.name} imports {name}, which ctdrill_host lacks"
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name) and node.func.id in names]
+
+
+@pytest.mark.parametrize("path", sorted((PLAYBOOKS / "library").glob("ctdrill_*.py")),
+                         ids=lambda p: p.name)
+def test_each_ansible_module_calls_ctdrill_host_as_it_is_defined(path: Path) -> None:
+    """mypy sees ansible.module_utils.* as untyped: bind every call to the real signature."""
+    calls = _host_calls(path)
+    assert calls
+    for call in calls:
+        assert isinstance(call.func, ast.Name)
+        args = [None] * len(call.args)
+        kwargs = {k.arg: None for k in call.keywords if k.arg is not None}
+        try:
+            inspect.signature(getattr(host, call.func.id)).bind(*args, **kwargs)
+        except TypeError as exc:
+            pytest.fail(f"{path.name}:{call.lineno}: {call.func.id}(...): {exc}")
