@@ -418,6 +418,12 @@ def _thresholds(spec: DrillSpec | None) -> dict[str, tuple[tuple[str, float], ..
             "hcp95": (("tightening", float(rg.hcp95_tightening_enter)),)}
 
 
+def _revert_hosts(records: Sequence[Record]) -> tuple[str, ...]:
+    """Hosts with a revert plan: the run may have changed each, so each must be reverted."""
+    return tuple(sorted({_str(r.get("host")) for r in records
+                         if r.get("type") == "revert_plan" and r.get("host")}))
+
+
 def _first(records: Sequence[Record], kind: str) -> Record | None:
     return next((r for r in records if r.get("type") == kind), None)
 
@@ -505,4 +511,5 @@ def build_report(records: Sequence[Record], *, journal: str = "",
         changes=tuple(changes), reverts=tuple(reverts),
         revert_expected=_first(records, "revert_plan") is not None,
         recovered=recovered, key_metrics=_key_metrics(records, timelines),
-        thresholds=_thresholds(spec), timings=timings, problems=tuple(problems))
+        thresholds=_thresholds(spec), timings=timings, problems=tuple(problems),
+        revert_hosts=_revert_hosts(records))

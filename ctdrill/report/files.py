@@ -5,6 +5,7 @@ atomically: the I/O around the pure builders, shared by `ctdrill report` and gam
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,10 @@ from ctdrill.engine.journal import read_journal
 from ctdrill.errors import CtdrillError, InvalidInput
 from ctdrill.report import FORMATS, build_report
 from ctdrill.report.model import Report
+from ctdrill.report.prom import render_prom
+
+LAST_SUCCESS = "ctdrill_drill_last_success_timestamp_seconds"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -88,3 +93,31 @@ def write_reports(journal: Path, out: Path, names: list[str]) -> dict[str, str]:
         write_atomic(out / filename, render(r))
         written[name] = str(out / filename)
     return written
+
+
+def previous_last_success(path: Path, drill: str) -> float | None:
+    """The drill's last-success time in an earlier textfile, read with prometheus_client's
+    own parser; anything unreadable counts as no earlier success."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        for fam in text_string_to_metric_families(text):
+            for sample in fam.samples:
+                if sample.name == LAST_SUCCESS and sample.labels.get("drill") == drill:
+                    return float(sample.value)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return None
+
+
+def write_textfile(directory: Path, r: Report) -> Path:
+    """`ctdrill-DRILL.prom` in node_exporter's textfile directory, replaced atomically;
+    the last success survives a failing run. The drill name comes from the journal, so
+    one that is not a plain file name is refused rather than followed."""
+    if not SAFE_NAME.fullmatch(r.drill):
+        raise InvalidInput(f"drill name {r.drill!r} cannot name a textfile",
+                           "the journal must be the unedited file ctdrill wrote")
+    path = directory / f"ctdrill-{r.drill}.prom"
+    write_atomic(path, render_prom(r, previous_last_success(path, r.drill)))
+    return path

@@ -268,17 +268,30 @@ class Report:
     timings: dict[str, float]
     problems: tuple[str, ...]
     """Things the report could not show, said plainly (e.g. a replay profile not found)."""
+    revert_hosts: tuple[str, ...] = ()
+    """Hosts the run planned to change (a revert_plan record each): each must be reverted."""
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        """Passed on the evidence, not on the exit code alone: the run ended as passed,
+        every expectation was judged and met, and whatever it changed is verified back."""
+        return (self.status == "passed" and all(e.passed is True for e in self.expectations)
+                and self.revert_verified is not False)
+
+    def revert_by_host(self) -> dict[str, bool]:
+        """Every host the run changed or reverted -> verified; a planned host with no
+        revert record (a run that crashed after changing it) is False, never absent."""
+        found = {h: False for h in self.revert_hosts}
+        found.update((r.host, r.verified) for r in self.reverts)
+        return dict(sorted(found.items()))
 
     @property
     def revert_verified(self) -> bool | None:
         """True/False for a run that had something to revert; None when it changed nothing."""
         if not self.revert_expected and not self.reverts:
             return None
-        return bool(self.reverts) and all(r.verified for r in self.reverts)
+        by_host = self.revert_by_host()
+        return bool(by_host) and all(by_host.values())
 
     def counts(self) -> dict[str, int]:
         """Expectations passed / failed / not judged."""

@@ -12,14 +12,17 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import IO, Any
 
+from prometheus_client.exposition import choose_encoder
+
 from ctdrill.errors import CtdrillError
-from ctdrill.metrics.conntrack import WindowMetrics
+from ctdrill.metrics.conntrack import WindowMetrics, counter_delta
 from ctdrill.metrics.window import SlidingWindow
 from ctdrill.regime.config import RegimeConfig
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.targets.target import Target
+from ctdrill.telemetry.protocol import Sample
 from ctdrill.telemetry.streams import SampleStream, open_stream
-from ctdrill.watch.exposition import TargetView, render
+from ctdrill.watch.exposition import TargetView, registry_for, render
 
 
 class TargetWatch:
@@ -33,6 +36,8 @@ class TargetWatch:
         self.up = False
         self.metrics: WindowMetrics | None = None
         self.reconnects = 0
+        self.new_flow_drops = 0
+        self.table_full_events = 0
         self.last_error = ""
         self.stream: SampleStream | None = None
         self._lock = threading.Lock()
@@ -42,7 +47,8 @@ class TargetWatch:
     def view(self) -> TargetView:
         with self._lock:
             return TargetView(self.target.name, self.up, self.machine.regime, self.metrics,
-                              len(self.machine.transitions), self.reconnects)
+                              len(self.machine.transitions), self.reconnects,
+                              self.new_flow_drops, self.table_full_events)
 
     def _run(self) -> None:
         backoff = 0.5
@@ -56,12 +62,15 @@ class TargetWatch:
                 continue
             backoff = 0.5
             window = SlidingWindow(self.window_s)
+            previous: Sample | None = None
             with self._lock:
                 self.up = True
                 self.stream = stream
             self.emit({"event": "target_up", "host": self.target.name, "t": time.time()})
             try:
                 for sample in stream:
+                    self._count(previous, sample)
+                    previous = sample
                     m = window.push(sample)
                     if m is None:
                         continue
@@ -80,6 +89,14 @@ class TargetWatch:
             if not self.stop.is_set():
                 self._down(self.last_error or "telemetry stream ended")
                 self.stop.wait(backoff)
+
+    def _count(self, previous: Sample | None, sample: Sample) -> None:
+        """Counters from consecutive samples of one stream (windows overlap, so summing
+        their deltas would count each drop many times); a reconnect starts afresh."""
+        drops = 0 if previous is None else counter_delta(previous.stat, sample.stat, "drop")
+        with self._lock:
+            self.new_flow_drops += drops
+            self.table_full_events += len(sample.events)
 
     def interrupt(self) -> None:
         """Unblock the reader (used at shutdown): closing the stream ends its iteration."""
@@ -107,6 +124,7 @@ class WatchService:
         self.watches = {t.name: TargetWatch(t, hz, window_s, cfg, self.emit, self.stop)
                         for t in targets}
         self._server: ThreadingHTTPServer | None = None
+        self.registry = registry_for(self.views)
 
     def emit(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, default=str) + "\n"
@@ -114,8 +132,11 @@ class WatchService:
             self._out.write(line)
             self._out.flush()
 
+    def views(self) -> dict[str, TargetView]:
+        return {h: w.view() for h, w in self.watches.items()}
+
     def metrics_text(self) -> str:
-        return render({h: w.view() for h, w in self.watches.items()})
+        return render(self.views())
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics endpoint; returns the bound port (0 picks a free one)."""
@@ -126,9 +147,12 @@ class WatchService:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404, "only /metrics here")
                     return
-                body = service.metrics_text().encode()
+                # prometheus_client picks the format the scraper asks for (text or
+                # OpenMetrics) and encodes the registry's collector
+                encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+                body = encode(service.registry)
                 self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -153,4 +177,5 @@ class WatchService:
             self._server.shutdown()
             self._server.server_close()
         for w in self.watches.values():
-            w.thread.join(timeout=5)
+            if w.thread.ident is not None:  # started (a service may close before start)
+                w.thread.join(timeout=5)

@@ -13,12 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ctdrill.lab.manager import LabUp
 from ctdrill.regime.config import RegimeConfig
 from ctdrill.system.knobs import global_knobs
 from ctdrill.targets.inventory import Inventory
 from ctdrill.watch.service import WatchService
+from tests.consumers import assert_promtool_accepts
 from tests.integration.helpers import flush_conntrack
 from tests.waiting import wait_until
 
@@ -31,6 +33,18 @@ def events(path: Path) -> list[dict[str, object]]:
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     wait_until(predicate, "the watch to report it", timeout)
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The live /metrics page, accepted by promtool, as (name, labels) -> value."""
+    page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    assert_promtool_accepts(page)
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in text_string_to_metric_families(page) for s in fam.samples}
+
+
+def on_gw(**labels: str) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted({"host": "gw", **labels}.items()))
 
 
 def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
@@ -57,11 +71,11 @@ def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
                 wait_for(lambda: service.watches["gw"].view().regime.value == "CT_PRESSURED")
             finally:
                 surge.communicate(timeout=30)
-            page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-            assert 'ctdrill_regime{host="gw",regime="CT_PRESSURED"} 1' in page
-            assert 'ctdrill_target_up{host="gw"} 1' in page
-            ctr = next(float(ln.split()[-1]) for ln in page.splitlines()
-                       if ln.startswith('ctdrill_ctr{host="gw"}'))
+            page = scrape(port)
+            assert page[("ctdrill_regime", on_gw(regime="CT_PRESSURED"))] == 1
+            assert page[("ctdrill_target_up", on_gw())] == 1
+            assert page[("ctdrill_conntrack_entries_limit", on_gw())] == 3000
+            ctr = page[("ctdrill_conntrack_table_ratio", on_gw())]
             assert ctr > 0.9
             flush_conntrack(gw_ns)
         seen = [e["to_state"] for e in events(out_path) if e["event"] == "transition"]
@@ -75,9 +89,9 @@ def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
                 os.kill(int(pid), signal.SIGKILL)
         wait_for(lambda: any(e["event"] == "target_down" for e in events(out_path)))
         wait_for(lambda: sum(e["event"] == "target_up" for e in events(out_path)) >= 2)
-        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-        assert 'ctdrill_telemetry_reconnects_total{host="gw"} 1' in page
-        assert 'ctdrill_target_up{host="gw"} 1' in page
+        page = scrape(port)
+        assert page[("ctdrill_telemetry_reconnects_total", on_gw())] == 1
+        assert page[("ctdrill_target_up", on_gw())] == 1
     finally:
         service.close()
         out.close()

@@ -31,6 +31,24 @@ def report(name: str, *, profile: bool = True) -> Report:
     return build_report(records(name), journal=f"/runs/{name}/journal.jsonl", profile=points)
 
 
+def crashed_after_changes() -> Report:
+    """The passed table-pressure run cut mid-observation: hosts changed, then the
+    orchestrator died (no revert, no end record), the most dangerous journal there is."""
+    recs = records("table-pressure-replay")
+    cut = next(i for i, rec in enumerate(recs) if rec["type"] == "transition") + 3
+    assert not {"revert", "end"} & {rec["type"] for rec in recs[:cut]}
+    return build_report(recs[:cut], journal="/runs/crashed/journal.jsonl")
+
+
+def output_cases() -> dict[str, Report]:
+    """Every kind of run an output must render: complete (passed, failed), revert
+    failed, refused, and crashed after changing hosts."""
+    cases = {name: report(name) for name in ("table-pressure-replay", "capacity-step",
+                                             "revert-failed-recovered", "refused-locked")}
+    cases["crashed-after-changes"] = crashed_after_changes()
+    return cases
+
+
 class Node:
     def __init__(self, tag: str, attrs: dict[str, str], parent: Node | None) -> None:
         self.tag, self.attrs, self.parent = tag, attrs, parent
