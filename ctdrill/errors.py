@@ -18,6 +18,9 @@ class ExitCode(IntEnum):
     ABORTED = 3
     REVERT_FAILED = 4
     ENVIRONMENT = 5
+    SKIPPED = 6
+    """A game-day run correctly not started (blackout window, or a live run holds the
+    suite's lock): the only code a systemd unit counts as success besides 0."""
 
 
 class CtdrillError(Exception):

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ctdrill.errors import CtdrillError, ExitCode
 
@@ -28,8 +29,9 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except CtdrillError as exc:
-            err_console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False,
-                              soft_wrap=True)
+            # the message may quote user text ('[/]' in a value): never read it as markup
+            err_console.print(f"[bold red]error:[/] {escape(exc.one_line())}",
+                              highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")

@@ -17,17 +17,26 @@ import yaml
 from pydantic import ValidationError
 
 from ctdrill.engine.drill import DrillOutcome, default_runs_dir, run_drill
-from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
 from ctdrill.gameday.blackout import active_window
 from ctdrill.gameday.suite import Suite
 from ctdrill.lab import manager
 from ctdrill.lab.topology import run_dir
 from ctdrill.report.files import write_reports
+from ctdrill.report.markdown import cell
+from ctdrill.report.safe import md_code
 from ctdrill.spec.loader import load_spec
 from ctdrill.targets.inventory import Inventory
 
 SEVERITY = [ExitCode.OK, ExitCode.EXPECTATIONS_FAILED, ExitCode.ABORTED,
             ExitCode.REVERT_FAILED]
+
+
+class SuiteSkipped(CtdrillError):
+    """The run was correctly not started: inside a blackout window, or a live run holds
+    the suite's lock. Nothing was contacted or changed; a timer counts it as success."""
+
+    exit_code = ExitCode.SKIPPED
 
 
 def load_suite(path: Path) -> Suite:
@@ -56,16 +65,22 @@ def is_lab(inventory: Path | None) -> bool:
 
 @contextmanager
 def suite_lock(name: str) -> Iterator[None]:
-    """One run of a suite at a time (a scheduled run overlapping a manual one refuses)."""
+    """One run of a suite at a time (a run overlapping another is skipped, exit 6)."""
     path = run_dir() / f"gameday-{name}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot open the game-day lock {path}: {exc.strerror}",
+                                 "run as root, or set CTDRILL_RUN_DIR to a writable "
+                                 "directory") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise EnvironmentProblem(f"game day '{name}' is already running",
-                                     "wait for it to finish") from None
+            # flock dies with its holder, so a held lock always means a live run
+            raise SuiteSkipped(f"game day '{name}' skipped: another run of it is in progress",
+                               "wait for it to finish") from None
         yield
     finally:
         os.close(fd)
@@ -92,9 +107,9 @@ def _markdown(outcome: SuiteOutcome) -> str:
         exps = d.get("expectations", [])
         passed = sum(1 for e in exps if e["passed"])
         reverted = all(r["verified"] for r in d.get("revert", {}).values())
-        lines.append(f"| {d['drill']} | {d['exit_code']} | {passed}/{len(exps)} | "
-                     f"{'yes' if reverted else 'NO'} | "
-                     f"{d.get('reports', {}).get('html', d.get('journal', ''))} |")
+        link = d.get("reports", {}).get("html", d.get("journal", ""))
+        lines.append(f"| {cell(d['drill'])} | {d['exit_code']} | {passed}/{len(exps)} | "
+                     f"{'yes' if reverted else 'NO'} | {md_code(link, in_table=True)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -107,7 +122,7 @@ def _update_index(history: Path, outcome: SuiteOutcome) -> None:
     index.append({"run": outcome.dir.name, "exit_code": int(outcome.exit_code),
                   "drills": [d["drill"] for d in outcome.drills], "at": time.time()})
     index_path.write_text(json.dumps(index, indent=1))
-    rows = [f"| {e['run']} | {e['exit_code']} | {', '.join(e['drills'])} |"
+    rows = [f"| {cell(e['run'])} | {cell(e['exit_code'])} | {cell(', '.join(e['drills']))} |"
             for e in reversed(index)]
     (history / "index.md").write_text(
         f"# Game day history: {outcome.suite}\n\n| run | exit | drills |\n|---|---|---|\n"
@@ -121,17 +136,21 @@ def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
     specs = [(load_spec(path.parent / d.spec), d) for d in suite.drills]  # all valid first
     window = active_window(suite.blackout, now or datetime.now(UTC))
     if window is not None and not force and not is_lab(inventory):
-        raise EnvironmentProblem(
-            f"game day '{suite.gameday}' refused: inside blackout window "
+        raise SuiteSkipped(
+            f"game day '{suite.gameday}' skipped: inside blackout window "
             f"'{window.name or 'blackout'}' ({','.join(window.days)} {window.start}-"
             f"{window.end} {suite.blackout.timezone})",
             "run it outside the window, or pass --force if you must")
     history = (history_root or default_runs_dir() / "gameday") / suite.gameday
     stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
     outdir = history / stamp
-    outdir.mkdir(parents=True, exist_ok=True)
     outcome = SuiteOutcome(suite.gameday, outdir, ExitCode.OK)
-    with suite_lock(suite.gameday):
+    with suite_lock(suite.gameday):  # a skipped run leaves no history directory behind
+        try:
+            outdir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise EnvironmentProblem(f"cannot create {outdir}: {exc.strerror}",
+                                     "pass a writable --history directory") from None
         ephemeral = None
         if inventory is None:
             ephemeral = f"g{os.getpid() % 10_000_000}"

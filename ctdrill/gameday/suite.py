@@ -1,18 +1,35 @@
-"""The game-day suite file (drills/gameday.yaml): which drills, in what order, when not."""
+"""The game-day suite file (drills/gameday.yaml): which drills, in what order, when not.
+
+A suite is told apart from a drill spec by its top-level key `gameday` (a drill has
+`drill`); `ctdrill validate` and `ctdrill schema --suite` rely on that.
+"""
 
 from __future__ import annotations
 
-import re
+import functools
 from datetime import time as dtime
-from typing import Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Literal
+from zoneinfo import available_timezones
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from ctdrill.spec.models import Strict
+from ctdrill.spec.strict import Among, Matching, Strict, anchored
 
+SUITE_KEY = "gameday"
+"""The top-level key only suites have."""
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+HHMM = Annotated[str, Matching(r"([01][0-9]|2[0-3]):[0-5][0-9]",
+                               "{} is not HH:MM (00:00 to 23:59)")]
+
+
+@functools.cache
+def known_zones() -> frozenset[str]:
+    """The IANA zones this machine knows (where blackouts are evaluated)."""
+    return frozenset(available_timezones())
+
+
+Zone = Annotated[str, Among(known_zones, "unknown time zone {}; expected an IANA name "
+                                         "such as America/New_York or UTC")]
 
 
 class Window(Strict):
@@ -20,15 +37,8 @@ class Window(Strict):
 
     name: str = ""
     days: list[Day] = Field(..., min_length=1)
-    start: str = Field(..., description="HH:MM local time.")
-    end: str = Field(..., description="HH:MM local time; before start = crosses midnight.")
-
-    @field_validator("start", "end")
-    @classmethod
-    def hhmm(cls, v: str) -> str:
-        if not HHMM.match(v):
-            raise ValueError(f"'{v}' is not HH:MM (00:00 to 23:59)")
-        return v
+    start: HHMM = Field(..., description="HH:MM local time.")
+    end: HHMM = Field(..., description="HH:MM local time; before start = crosses midnight.")
 
     def bounds(self) -> tuple[dtime, dtime]:
         (h1, m1), (h2, m2) = (map(int, self.start.split(":")), map(int, self.end.split(":")))
@@ -36,29 +46,23 @@ class Window(Strict):
 
 
 class Blackout(Strict):
-    timezone: str = Field("UTC", description="IANA time zone the windows are written in.")
+    timezone: Zone = Field("UTC", description="IANA time zone the windows are written in.")
     windows: list[Window] = Field(default_factory=list)
-
-    @field_validator("timezone")
-    @classmethod
-    def known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone '{v}'") from exc
-        return v
 
 
 class SuiteDrill(Strict):
-    spec: str = Field(..., description="Drill spec path, relative to the suite file.")
-    inventory: str | None = Field(None, description="Inventory for this drill; default: "
-                                  "the suite's (or the ephemeral lab).")
+    spec: str = Field(..., min_length=1,
+                      description="Drill spec path, relative to the suite file.")
+    inventory: str | None = Field(None, min_length=1,
+                                  description="Inventory for this drill; default: the "
+                                              "suite's (or the ephemeral lab).")
 
 
 class Suite(Strict):
     """A game day: drills run in order, with one combined report and a history."""
 
-    gameday: str = Field(..., pattern=r"^[a-z][a-z0-9\-]{0,40}$")
+    gameday: str = Field(..., pattern=anchored(r"[a-z][a-z0-9\-]{0,40}"),
+                         description="Suite name; this key marks the file as a suite.")
     description: str = ""
     drills: list[SuiteDrill] = Field(..., min_length=1)
     stop_on_failure: bool = True

@@ -6,10 +6,9 @@ journal holds text that targets produced.
 
 from __future__ import annotations
 
-from html import escape
-
 from ctdrill import __version__
 from ctdrill.report.model import REGIMES, HostTimeline, Report, StepRow, utc_text
+from ctdrill.report.safe import html_text
 from ctdrill.report.svg import Bar, Line, Mark, Shade, bar_chart, step_chart, time_chart
 
 REGIME_FILL = {"CT_HEALTHY": "#eef7f0", "CT_TIGHTENING": "#fcf1c9",
@@ -90,7 +89,7 @@ def _pill(regime: str | None) -> str:
     if not regime:
         return NA
     return (f'<span class="pill" style="background:{REGIME_FILL.get(regime, "#eee")};'
-            f'color:{REGIME_INK.get(regime, "#333")}">{escape(regime)}</span>')
+            f'color:{REGIME_INK.get(regime, "#333")}">{html_text(regime)}</span>')
 
 
 def _verdict(passed: bool | None) -> str:
@@ -106,12 +105,12 @@ def _header(r: Report) -> str:
             ("exit code", NA if r.exit_code is None else str(r.exit_code)),
             ("spec", r.spec_path), ("inventory", r.inventory),
             ("orchestrator", r.orchestrator), ("journal", r.journal)]
-    rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v or NA)}</dd>" for k, v in meta)
-    reason = (f'<div class="callout"><b>Why:</b> {escape(r.reason)}</div>'
+    rows = "".join(f"<dt>{html_text(k)}</dt><dd>{html_text(v or NA)}</dd>" for k, v in meta)
+    reason = (f'<div class="callout"><b>Why:</b> {html_text(r.reason)}</div>'
               if r.reason and r.status != "passed" else "")
-    desc = f'<p class="muted">{escape(r.description)}</p>' if r.description else ""
-    return (f'<section class="card"><div class="head"><div><h1>{escape(r.drill)}</h1>{desc}'
-            f'</div><span class="badge" id="status" data-status="{r.status}" '
+    desc = f'<p class="muted">{html_text(r.description)}</p>' if r.description else ""
+    return (f'<section class="card"><div class="head"><div><h1>{html_text(r.drill)}</h1>{desc}'
+            f'</div><span class="badge" id="status" data-status="{html_text(r.status)}" '
             f'style="color:{fg};background:{bg}">{label}</span></div>{reason}'
             f'<dl class="meta">{rows}</dl></section>')
 
@@ -132,7 +131,7 @@ def _tiles(r: Report) -> str:
         tiles.append((_v(m.get("hcp95_max"), 3), f"max HCP95 · {host}"))
     for tl in r.timelines:
         tiles.append((tl.final_regime or NA, f"final regime · {tl.host}"))
-    body = "".join(f'<div class="tile"><b>{escape(v)}</b><span>{escape(k)}</span></div>'
+    body = "".join(f'<div class="tile"><b>{html_text(v)}</b><span>{html_text(k)}</span></div>'
                    for v, k in tiles)
     return f'<section class="card"><div class="tiles">{body}</div></section>'
 
@@ -143,8 +142,8 @@ def _expectations(r: Report) -> str:
                 '<p class="muted">No expectations were judged.</p></section>')
     rows = "".join(
         f'<tr class="expectation" data-passed="{e.passed}"><td>{_verdict(e.passed)}</td>'
-        f"<td>{escape(e.name)}</td><td class=num>{_v(e.observed)}</td>"
-        f"<td class=muted>{escape(e.detail)}</td></tr>" for e in r.expectations)
+        f"<td>{html_text(e.name)}</td><td class=num>{_v(e.observed)}</td>"
+        f"<td class=muted>{html_text(e.detail)}</td></tr>" for e in r.expectations)
     return ('<section class="card" id="expectations"><h2>Expectations</h2><table>'
             '<tr><th>verdict</th><th>expectation</th><th class=num>observed</th>'
             f"<th>detail</th></tr>{rows}</table></section>")
@@ -197,7 +196,7 @@ def _timeline(r: Report) -> str:
         shades = _shades(tl)
         surge = _surge_lines(r, tl)
         th = r.thresholds
-        parts.append(f"<h3>{escape(tl.host)}</h3>")
+        parts.append(f"<h3>{html_text(tl.host)}</h3>")
         parts.append(time_chart(
             key=f"ctr-{tl.host}", title=f"CTR (count / max) · {tl.host}", x_max=r.observed_s,
             lines=[Line("ctr", "CTR", [(t, w.ctr) for t, w in rel], COLORS["ctr"]), *surge],
@@ -227,21 +226,21 @@ def _surge_table(r: Report) -> str:
     s = r.surge
     assert s is not None
     rows = "".join(
-        f"<tr><td>{escape(p.name)}</td><td class=num>{p.start:.1f}\u2013{p.end:.1f} s</td>"
+        f"<tr><td>{html_text(p.name)}</td><td class=num>{p.start:.1f}\u2013{p.end:.1f} s</td>"
         f"<td class=num>{NA if p.requested is None else f'{p.requested:,.0f}'}</td>"
         f"<td class=num>{p.flows:,}</td>"
         f"<td class=num>{_v(p.rate, 6)}</td></tr>" for p in s.achieved)
     res = s.result
-    extra = ", ".join(f"{k} {escape(str(res[k]))}" for k in
+    extra = ", ".join(f"{k} {html_text(str(res[k]))}" for k in
                       ("shortfall", "errors", "enobufs", "backlog_drops", "stopped")
                       if k in res)
-    err = (f'<div class="callout">load error: {escape(str(res["error"]))}</div>'
+    err = (f'<div class="callout">load error: {html_text(str(res["error"]))}</div>'
            if res.get("error") else "")
-    note = f'<p class="muted">{escape(s.note)}</p>' if s.note else ""
+    note = f'<p class="muted">{html_text(s.note)}</p>' if s.note else ""
     table = ("<table><tr><th>phase</th><th class=num>span</th><th class=num>requested "
              "flows</th><th class=num>sent</th><th class=num>achieved flows/s</th></tr>"
              f"{rows}</table>") if rows else ""
-    return (f"<h3>Load: {escape(s.kind)} ({escape(s.shape)})</h3>{table}"
+    return (f"<h3>Load: {html_text(s.kind)} ({html_text(s.shape)})</h3>{table}"
             f'<p class="muted">{extra}</p>{note}{err}')
 
 
@@ -249,11 +248,11 @@ def _transitions(r: Report) -> str:
     if not r.transitions:
         return '<h3>Regime transitions</h3><p class="muted">None: the regime never changed.</p>'
     rows = "".join(
-        f'<tr class="transition"><td>{escape(t.host)}</td><td class=num>{t.t:.1f} s</td>'
+        f'<tr class="transition"><td>{html_text(t.host)}</td><td class=num>{t.t:.1f} s</td>'
         f"<td>{_pill(t.from_state)} → {_pill(t.to_state)}</td>"
-        f"<td>{escape(t.signal)}</td><td class=num>{_v(t.value)}</td>"
+        f"<td>{html_text(t.signal)}</td><td class=num>{_v(t.value)}</td>"
         f"<td class=num>{_v(t.threshold)}</td>"
-        f"<td>{escape(t.advice)}<br><span class=muted>{escape('; '.join(t.actions))}</span>"
+        f"<td>{html_text(t.advice)}<br><span class=muted>{html_text('; '.join(t.actions))}</span>"
         "</td></tr>" for t in r.transitions)
     return ("<h3>Regime transitions</h3><table><tr><th>host</th><th class=num>t</th>"
             "<th>from → to</th><th>signal</th><th class=num>value</th>"
@@ -279,9 +278,10 @@ def _probe(r: Report) -> str:
     parts = ['<section class="card" id="probe"><h2>Order-flow probe</h2>', chart]
     s = r.probe_summary
     if s:
-        parts.append(f'<p class="muted">{s.get("messages", 0)} messages, '
-                     f'{s.get("timeouts", 0)} timeouts, {s.get("retried", 0)} retried, '
-                     f'{s.get("lost_reports", 0)} lost fill reports.</p>')
+        counts = [html_text(s.get(k, 0)) for k in ("messages", "timeouts", "retried",
+                                                   "lost_reports")]
+        parts.append(f'<p class="muted">{counts[0]} messages, {counts[1]} timeouts, '
+                     f"{counts[2]} retried, {counts[3]} lost fill reports.</p>")
     if r.probe_by_regime:
         groups = [g.regime for g in r.probe_by_regime]
         parts.append("<h3>Ack dwell and order state skew (OSD) per regime: median window "
@@ -344,16 +344,16 @@ def _steps(r: Report) -> str:
     rows = []
     for st in r.steps:
         settings = "<br>".join(
-            f"{escape(h)}: {escape(k.rsplit('.', 1)[-1].removeprefix('nf_conntrack_'))} = "
-            f"{escape(v)}" for h, k, v in st.settings) or NA
+            f"{html_text(h)}: {html_text(k.rsplit('.', 1)[-1].removeprefix('nf_conntrack_'))} = "
+            f"{html_text(v)}" for h, k, v in st.settings) or NA
         for i, h in enumerate(st.hosts or ()):
-            lead = (f"<td rowspan={len(st.hosts)}>{escape(st.name)}</td>"
+            lead = (f"<td rowspan={len(st.hosts)}>{html_text(st.name)}</td>"
                     f"<td rowspan={len(st.hosts)}>{settings}</td>") if i == 0 else ""
             tail = (f"<td class=num rowspan={len(st.hosts)}>{st.probe_messages}</td>"
                     f"<td class=num rowspan={len(st.hosts)}>{_v(st.probe_dwell_p99_ms, 3)}</td>"
                     f"<td class=num rowspan={len(st.hosts)}>{_v(st.probe_cost_p95_bps, 3)}"
                     "</td>") if i == 0 else ""
-            rows.append(f'<tr class="step">{lead}<td>{escape(h.host)}</td>'
+            rows.append(f'<tr class="step">{lead}<td>{html_text(h.host)}</td>'
                         f"<td class=num>{_v(h.ctr_mean, 3)}</td>"
                         f"<td class=num>{_v(h.nfd_mean, 4)}</td>"
                         f"<td class=num>{_v(h.hcp95_max, 3)}</td>{tail}</tr>")
@@ -374,19 +374,19 @@ def _changes(r: Report) -> str:
                 '<p class="muted">Nothing: the run changed no host.</p></section>')
     rows = []
     for c in r.changes:
-        where = escape(c.host) + (" <span class=muted>(kernel owner)</span>"
+        where = html_text(c.host) + (" <span class=muted>(kernel owner)</span>"
                                   if c.kernel_owner else "")
-        when = escape(c.step) if c.step else "whole drill"
+        when = html_text(c.step) if c.step else "whole drill"
         for s in c.sysctl:
             rows.append(f'<tr class="change"><td>{where}</td><td>{when}</td>'
-                        f"<td><code>{escape(s.key)}</code></td>"
-                        f"<td class=num>{escape(s.before or NA)}</td>"
-                        f"<td class=num>{escape(s.after)}</td></tr>")
+                        f"<td><code>{html_text(s.key)}</code></td>"
+                        f"<td class=num>{html_text(s.before or NA)}</td>"
+                        f"<td class=num>{html_text(s.after)}</td></tr>")
         if c.nft_rules:
             rows.append(f'<tr class="change"><td>{where}</td><td>{when}</td>'
-                        f"<td>nftables table <code>{escape(c.nft_table or '')}</code></td>"
+                        f"<td>nftables table <code>{html_text(c.nft_table or '')}</code></td>"
                         "<td class=num>absent</td><td class=num>added</td></tr>"
-                        f'<tr><td colspan=5><pre>{escape(c.nft_rules)}</pre></td></tr>')
+                        f'<tr><td colspan=5><pre>{html_text(c.nft_rules)}</pre></td></tr>')
     return ('<section class="card" id="changes"><h2>What changed (plan: before → after)</h2>'
             "<table><tr><th>host</th><th>when</th><th>setting</th><th class=num>before</th>"
             f"<th class=num>after</th></tr>{''.join(rows)}</table></section>")
@@ -399,16 +399,16 @@ def _reverts(r: Report) -> str:
                 '<p class="muted">Nothing to revert: no change was planned.</p></section>')
     head = ('<p class="pass">✓ every host verified equal to its snapshot</p>' if rv else
             '<div class="callout"><b>Not verified.</b> Run <code>ctdrill revert '
-            f"{escape(r.journal or 'JOURNAL')}</code> to revert from the journal.</div>")
+            f"{html_text(r.journal or 'JOURNAL')}</code> to revert from the journal.</div>")
     if r.recovered:
         head += '<p class="muted">Completed later by <code>ctdrill revert</code>.</p>'
     rows = "".join(
-        f'<tr class="revert" data-verified="{x.verified}"><td>{escape(x.host)}</td>'
+        f'<tr class="revert" data-verified="{x.verified}"><td>{html_text(x.host)}</td>'
         f"<td>{_verdict(x.verified)}</td>"
-        f"<td>{'<br>'.join(f'<code>{escape(k)}</code> {escape(a)} → {escape(b)}' for k, a, b in x.restored) or NA}"  # noqa: E501
-        f"{'<br>deleted: ' + escape(', '.join(x.deleted)) if x.deleted else ''}</td>"
-        f"<td>{escape(x.deadman)}</td><td>{escape(x.source)}</td>"
-        f"<td class=fail>{'<br>'.join(escape(p) for p in x.problems)}</td></tr>"
+        f"<td>{'<br>'.join(f'<code>{html_text(k)}</code> {html_text(a)} → {html_text(b)}' for k, a, b in x.restored) or NA}"  # noqa: E501
+        f"{'<br>deleted: ' + html_text(', '.join(x.deleted)) if x.deleted else ''}</td>"
+        f"<td>{html_text(x.deadman)}</td><td>{html_text(x.source)}</td>"
+        f"<td class=fail>{'<br>'.join(html_text(p) for p in x.problems)}</td></tr>"
         for x in r.reverts)
     if not r.reverts:
         rows = '<tr><td colspan=6 class=fail>no revert was recorded</td></tr>'
@@ -418,10 +418,10 @@ def _reverts(r: Report) -> str:
 
 
 def _footer(r: Report) -> str:
-    timings = ", ".join(f"{escape(k)} {v:.1f} s" for k, v in r.timings.items())
-    problems = "".join(f'<div class="callout info">{escape(p)}</div>' for p in r.problems)
+    timings = ", ".join(f"{html_text(k)} {v:.1f} s" for k, v in r.timings.items())
+    problems = "".join(f'<div class="callout info">{html_text(p)}</div>' for p in r.problems)
     return (f"{problems}<footer>Timings: {timings or NA}. Generated by ctdrill "
-            f"{escape(__version__)} from the run's journal.</footer>")
+            f"{html_text(__version__)} from the run's journal.</footer>")
 
 
 def render_html(r: Report) -> str:
@@ -431,6 +431,6 @@ def render_html(r: Report) -> str:
                     _steps(r), _changes(r), _reverts(r), _footer(r)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{escape(r.drill)} · {label} · ctdrill</title>"
+            f"<title>{html_text(r.drill)} · {label} · ctdrill</title>"
             f"<style>{CSS}</style></head><body><main>{body}</main></body></html>\n")
 

@@ -1,9 +1,14 @@
 """The Markdown summary (pure): short enough for a pull request comment or a chat
-message, complete enough to decide whether to open the HTML report."""
+message, complete enough to decide whether to open the HTML report.
+
+Every value from the journal goes through `cell` (inline text) or `md_code` (a code
+span), so a spec or host string shows verbatim and can add no HTML, link, emphasis or
+table cell."""
 
 from __future__ import annotations
 
 from ctdrill.report.model import Report
+from ctdrill.report.safe import md_code, md_text
 
 ICON = {True: "✅", False: "❌", None: "⏭️"}
 HEADLINE = {"passed": "PASSED", "failed": "FAILED (expectations not met)",
@@ -12,9 +17,9 @@ HEADLINE = {"passed": "PASSED", "failed": "FAILED (expectations not met)",
 
 
 def cell(text: object) -> str:
-    """A table cell: pipes escaped, newlines flattened, so the table never breaks."""
-    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ")
-            .replace("\n", " ").strip())
+    """Inline text, also safe as a table cell: pipes escaped, newlines flattened, raw
+    HTML and Markdown syntax shown as text."""
+    return md_text(text)
 
 
 def _n(value: float | None, digits: int = 4) -> str:
@@ -28,8 +33,8 @@ def render_markdown(r: Report) -> str:
     """Verdict line, expectations, transitions, key metrics, revert verdict."""
     ok = r.status == "passed"
     c = r.counts()
-    lines = [f"### {'✅' if ok else '❌'} ctdrill `{cell(r.drill)}`: {HEADLINE[r.status]}", ""]
-    meta = [f"run `{cell(r.run_id)}`",
+    lines = [f"### {'✅' if ok else '❌'} ctdrill {md_code(r.drill)}: {HEADLINE[r.status]}", ""]
+    meta = [f"run {md_code(r.run_id)}",
             f"{len(r.expectations)} expectations: {c['passed']} passed, {c['failed']} failed"
             + (f", {c['not_judged']} not judged" if c["not_judged"] else ""),
             f"{r.duration_s:.1f} s"]
@@ -95,5 +100,5 @@ def _revert_line(r: Report) -> str:
     why = "; ".join(f"{x.host}: {', '.join(x.problems) or 'not verified'}" for x in bad)
     if not r.reverts:
         why = "no revert was recorded"
-    return (f"**Revert:** ❌ NOT verified ({cell(why)}). Run `ctdrill revert "
-            f"{cell(r.journal or 'JOURNAL')}`.")
+    return (f"**Revert:** ❌ NOT verified ({cell(why)}). Run "
+            f"{md_code('ctdrill revert ' + (r.journal or 'JOURNAL'))}.")

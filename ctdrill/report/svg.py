@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
 from typing import Literal
+
+from ctdrill.report.safe import html_text
 
 Fmt = Callable[[float], str]
 
@@ -162,10 +163,10 @@ def _legend(items: Sequence[tuple[str, str, str]], x_right: float, y: float) -> 
     for label, color, dash in reversed(items):
         w = 7 * len(label) + 30
         x -= w
-        d = f' stroke-dasharray="{dash}"' if dash else ""
+        d = f' stroke-dasharray="{html_text(dash)}"' if dash else ""
         parts.append(f'<line x1="{x:.0f}" y1="{y - 4:.0f}" x2="{x + 18:.0f}" y2="{y - 4:.0f}" '
-                     f'stroke="{color}" stroke-width="2.5"{d}/>'
-                     f'<text x="{x + 23:.0f}" y="{y:.0f}">{escape(label)}</text>')
+                     f'stroke="{html_text(color)}" stroke-width="2.5"{d}/>'
+                     f'<text x="{x + 23:.0f}" y="{y:.0f}">{html_text(label)}</text>')
     return "".join(parts)
 
 
@@ -190,26 +191,27 @@ def time_chart(*, key: str, title: str, x_max: float, lines: Sequence[Line],
     right = [y for ln in lines if ln.axis == "right" for _, y in ln.points]
     sr = _Scale(0.0, nice_max(right), mt + ph, mt)
     clip = "clip-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{escape(key)}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
            f'viewBox="0 0 {width} {height}" width="100%" role="img" '
-           f'aria-label="{escape(title)}" {FONT} font-size="11" fill="{TEXT}">',
-           f"<title>{escape(title)}</title>",
+           f'aria-label="{html_text(title)}" {FONT} font-size="11" fill="{TEXT}">',
+           f"<title>{html_text(title)}</title>",
            f'<defs><clipPath id="{clip}"><rect x="{ml}" y="{mt - 2}" width="{pw}" '
            f'height="{ph + 4}"/></clipPath></defs>']
     for s in shades:
         x0, x1 = sx(max(0.0, s.x0)), sx(min(x_max, s.x1))
         if x1 > x0:
-            out.append(f'<rect class="band" data-regime="{escape(s.label)}" x="{x0:.1f}" '
-                       f'y="{mt}" width="{x1 - x0:.1f}" height="{ph}" fill="{s.color}"/>')
+            out.append(f'<rect class="band" data-regime="{html_text(s.label)}" x="{x0:.1f}" '
+                       f'y="{mt}" width="{x1 - x0:.1f}" height="{ph}" '
+                       f'fill="{html_text(s.color)}"/>')
     for t in sy.ticks():
         y = sy(t)
         out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
                    f'stroke="{GRID}"/><text x="{ml - 6}" y="{y + 3.5:.1f}" '
-                   f'text-anchor="end">{escape(y_fmt(t))}</text>')
+                   f'text-anchor="end">{html_text(y_fmt(t))}</text>')
     if right:
         for t in sr.ticks():
             y = sr(t)
-            out.append(f'<text x="{ml + pw + 6}" y="{y + 3.5:.1f}">{escape(num(t))}</text>')
+            out.append(f'<text x="{ml + pw + 6}" y="{y + 3.5:.1f}">{html_text(num(t))}</text>')
     for t in nice_ticks(0.0, x_max, 10):
         x = sx(t)
         out.append(f'<line x1="{x:.1f}" y1="{mt + ph}" x2="{x:.1f}" y2="{mt + ph + 4}" '
@@ -220,16 +222,16 @@ def time_chart(*, key: str, title: str, x_max: float, lines: Sequence[Line],
     for m in hmarks:
         y = sy(m.at)
         out.append(f'<line class="ref" x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
-                   f'stroke="{m.color}" stroke-dasharray="2 3"/>'
-                   f'<text x="{ml + pw - 4}" y="{y - 3:.1f}" fill="{m.color}" '
+                   f'stroke="{html_text(m.color)}" stroke-dasharray="2 3"/>'
+                   f'<text x="{ml + pw - 4}" y="{y - 3:.1f}" fill="{html_text(m.color)}" '
                    f'text-anchor="end">'
-                   f'{escape(m.label)}</text>')
+                   f'{html_text(m.label)}</text>')
     for m in vmarks:
         x = sx(m.at)
         out.append(f'<line class="step-mark" x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" '
-                   f'y2="{mt + ph}" stroke="{m.color}" stroke-dasharray="4 3"/>'
-                   f'<text x="{x + 3:.1f}" y="{mt + 11}" fill="{m.color}">'
-                   f'{escape(m.label)}</text>')
+                   f'y2="{mt + ph}" stroke="{html_text(m.color)}" stroke-dasharray="4 3"/>'
+                   f'<text x="{x + 3:.1f}" y="{mt + 11}" fill="{html_text(m.color)}">'
+                   f'{html_text(m.label)}</text>')
     out.append(f'<g clip-path="url(#{clip})">')
     for ln in sorted(lines, key=lambda ln: ln.axis != "right"):  # right axis underneath
         scale = sr if ln.axis == "right" else sy
@@ -244,23 +246,24 @@ def time_chart(*, key: str, title: str, x_max: float, lines: Sequence[Line],
         px = _decimate([(sx(x), scale(y)) for x, y in pts], pw)
         if not px:
             continue
-        dash = f' stroke-dasharray="{ln.dash}"' if ln.dash else ""
+        dash = f' stroke-dasharray="{html_text(ln.dash)}"' if ln.dash else ""
         if ln.area:
             base = mt + ph
             out.append(f'<polygon class="area" points="{px[0][0]:.1f},{base} {_pts(px)} '
-                       f'{px[-1][0]:.1f},{base}" fill="{ln.color}" fill-opacity="0.12"/>')
-        out.append(f'<polyline class="series series-{escape(ln.key)}" '
-                   f'data-series="{escape(ln.key)}" points="{_pts(px)}" fill="none" '
-                   f'stroke="{ln.color}" stroke-width="{ln.width}" '
+                       f'{px[-1][0]:.1f},{base}" fill="{html_text(ln.color)}" '
+                       'fill-opacity="0.12"/>')
+        out.append(f'<polyline class="series series-{html_text(ln.key)}" '
+                   f'data-series="{html_text(ln.key)}" points="{_pts(px)}" fill="none" '
+                   f'stroke="{html_text(ln.color)}" stroke-width="{ln.width}" '
                    f'stroke-linejoin="round"{dash}/>')
     out.append("</g>")
     out.append(f'<text x="{ml}" y="{mt - 12}" font-weight="600" font-size="12.5" '
-               f'fill="#22272b">{escape(title)}</text>')
+               f'fill="#22272b">{html_text(title)}</text>')
     if y_label:
         out.append(f'<text x="{ml - 6}" y="{mt - 12}" text-anchor="end">'
-                   f'{escape(y_label)}</text>')
+                   f'{html_text(y_label)}</text>')
     if right_label and right:
-        out.append(f'<text x="{ml + pw + 6}" y="{mt - 12}">{escape(right_label)}</text>')
+        out.append(f'<text x="{ml + pw + 6}" y="{mt - 12}">{html_text(right_label)}</text>')
     out.append(_legend([(ln.label, ln.color, ln.dash) for ln in lines if ln.points],
                        ml + pw, mt - 10))
     out.append("</svg>")
@@ -284,39 +287,40 @@ def bar_chart(*, key: str, title: str, groups: Sequence[str], bars: Sequence[Bar
     flat = [v for row in values for v in row if v is not None]
     lo, hi = log_bounds(flat)
     sy = _Scale(lo, hi, mt + ph, mt, log=True)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{escape(key)}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
            f'viewBox="0 0 {width} {height}" width="100%" role="img" '
-           f'aria-label="{escape(title)}" {FONT} font-size="11" fill="{TEXT}">',
-           f"<title>{escape(title)}</title>"]
+           f'aria-label="{html_text(title)}" {FONT} font-size="11" fill="{TEXT}">',
+           f"<title>{html_text(title)}</title>"]
     for t in sy.ticks():
         y = sy(t)
         out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
                    f'stroke="{GRID}"/><text x="{ml - 6}" y="{y + 3.5:.1f}" '
-                   f'text-anchor="end">{escape(num(t))}</text>')
+                   f'text-anchor="end">{html_text(num(t))}</text>')
     gw = pw / max(1, len(groups))
     bw = min(46.0, gw * 0.8 / max(1, len(bars)))
     for g, (name, row) in enumerate(zip(groups, values, strict=True)):
         x0 = ml + g * gw + (gw - bw * len(bars)) / 2
         if g < len(group_colors):
             out.append(f'<rect x="{ml + g * gw + 2:.1f}" y="{mt}" width="{gw - 4:.1f}" '
-                       f'height="{ph}" fill="{group_colors[g]}"/>')
+                       f'height="{ph}" fill="{html_text(group_colors[g])}"/>')
         for b, (bar, v) in enumerate(zip(bars, row, strict=True)):
             x = x0 + b * bw
             if v is None:
                 continue
             y = sy(v)
-            out.append(f'<rect class="series series-{escape(bar.key)}" '
-                       f'data-series="{escape(bar.key)}" data-group="{escape(name)}" '
+            out.append(f'<rect class="series series-{html_text(bar.key)}" '
+                       f'data-series="{html_text(bar.key)}" data-group="{html_text(name)}" '
                        f'x="{x + 2:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" '
-                       f'height="{max(0.5, mt + ph - y):.1f}" fill="{bar.color}">'
-                       f"<title>{escape(name)} {escape(bar.label)}: {v:.4g} {unit}</title>"
+                       f'height="{max(0.5, mt + ph - y):.1f}" fill="{html_text(bar.color)}">'
+                       f"<title>{html_text(name)} {html_text(bar.label)}: {v:.4g} "
+                       f"{html_text(unit)}</title>"
                        f'</rect><text x="{x + bw / 2:.1f}" y="{y - 3:.1f}" '
-                       f'text-anchor="middle" font-size="10">{escape(num(v))}</text>')
+                       f'text-anchor="middle" font-size="10">{html_text(num(v))}</text>')
         out.append(f'<text x="{ml + g * gw + gw / 2:.1f}" y="{mt + ph + 16}" '
-                   f'text-anchor="middle" font-weight="600">{escape(name)}</text>')
+                   f'text-anchor="middle" font-weight="600">{html_text(name)}</text>')
     out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" '
                f'stroke="{AXIS}" stroke-width="0.8"/>')
-    out.append(f'<text x="{ml - 6}" y="{mt - 12}" text-anchor="end">{escape(unit)}</text>')
+    out.append(f'<text x="{ml - 6}" y="{mt - 12}" text-anchor="end">{html_text(unit)}</text>')
     out.append(_legend([(b.label, b.color, "") for b in bars], ml + pw, mt - 10))
     out.append("</svg>")
     return "".join(out)
@@ -332,32 +336,33 @@ def step_chart(*, key: str, title: str, steps: Sequence[str],
     sy = _Scale(0.0, top, mt + ph, mt)
     gx = pw / max(1, len(steps))
     xs = [ml + gx * (i + 0.5) for i in range(len(steps))]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{escape(key)}" '
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
            f'viewBox="0 0 {width} {height}" width="{width}" role="img" '
-           f'aria-label="{escape(title)}" {FONT} font-size="10" fill="{TEXT}">',
-           f"<title>{escape(title)}</title>"]
+           f'aria-label="{html_text(title)}" {FONT} font-size="10" fill="{TEXT}">',
+           f"<title>{html_text(title)}</title>"]
     for t in sy.ticks():
         y = sy(t)
         out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
                    f'stroke="{GRID}"/><text x="{ml - 4}" y="{y + 3:.1f}" '
-                   f'text-anchor="end">{escape(y_fmt(t))}</text>')
+                   f'text-anchor="end">{html_text(y_fmt(t))}</text>')
     pts = [(x, sy(v)) for x, v in zip(xs, values, strict=True) if v is not None]
     if pts:
-        out.append(f'<polyline class="series series-{escape(key)}" data-series="{escape(key)}" '
-                   f'points="{_pts(pts)}" fill="none" stroke="{color}" stroke-width="2"/>')
+        out.append(f'<polyline class="series series-{html_text(key)}" '
+                   f'data-series="{html_text(key)}" points="{_pts(pts)}" fill="none" '
+                   f'stroke="{html_text(color)}" stroke-width="2"/>')
     for x, v in zip(xs, values, strict=True):
         if v is None:
             out.append(f'<text x="{x:.1f}" y="{mt + ph - 4}" text-anchor="middle">n/a</text>')
             continue
         y = sy(v)
-        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{color}"/>'
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{html_text(color)}"/>'
                    f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" '
-                   f'fill="#22272b">{escape(y_fmt(v))}</text>')
+                   f'fill="#22272b">{html_text(y_fmt(v))}</text>')
     for x, name in zip(xs, steps, strict=True):
         out.append(f'<text x="{x:.1f}" y="{mt + ph + 14}" text-anchor="middle">'
-                   f"{escape(name)}</text>")
+                   f"{html_text(name)}</text>")
     out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" '
                f'stroke="{AXIS}" stroke-width="0.8"/>')
     out.append(f'<text x="{ml}" y="{mt - 10}" font-weight="600" font-size="11.5" '
-               f'fill="#22272b">{escape(title)}</text></svg>')
+               f'fill="#22272b">{html_text(title)}</text></svg>')
     return "".join(out)

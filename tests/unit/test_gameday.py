@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from ctdrill.cli.app import app
-from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.errors import ExitCode, InvalidInput
 from ctdrill.gameday.blackout import active_window
-from ctdrill.gameday.runner import load_suite, run_suite, suite_lock
+from ctdrill.gameday.runner import SuiteSkipped, load_suite, run_suite, suite_lock
 from ctdrill.gameday.schedule import render_units
 from ctdrill.gameday.suite import Blackout, Window
 
@@ -51,12 +51,13 @@ def test_bad_windows_and_zones_are_refused(tmp_path: Path) -> None:
         load_suite(bad)
 
 
-def test_units_run_the_suite_and_tolerate_refusals() -> None:
+def test_units_run_the_suite_and_tolerate_only_skips() -> None:
     units = render_units("weekly", Path("/srv/drills/gameday.yaml"), Path("/opt/ctdrill"),
                          Path("/srv"), "Sat *-*-* 06:00:00", Path("/srv/inv.yml"))
     service, timer = units["ctdrill-gameday-weekly.service"], units["ctdrill-gameday-weekly.timer"]
     assert "ExecStart=/opt/ctdrill gameday run /srv/drills/gameday.yaml -i /srv/inv.yml" in service
-    assert "SuccessExitStatus=5" in service and "Type=oneshot" in service
+    assert "SuccessExitStatus=6\n" in service and "Type=oneshot" in service
+    assert "SuccessExitStatus=5" not in service and "WorkingDirectory=/srv\n" in service
     assert "OnCalendar=Sat *-*-* 06:00:00" in timer
 
 
@@ -75,18 +76,41 @@ def suite_files(tmp_path: Path, window_now: bool) -> tuple[Path, Path]:
     return suite, inv
 
 
-def test_blackout_refuses_a_real_inventory_unless_forced(tmp_path: Path) -> None:
+def test_blackout_skips_a_real_inventory_unless_forced(tmp_path: Path) -> None:
     suite, inv = suite_files(tmp_path, window_now=True)
-    result = CliRunner().invoke(app, ["gameday", "run", str(suite), "-i", str(inv)])
-    assert result.exit_code == ExitCode.ENVIRONMENT
+    result = CliRunner().invoke(app, ["gameday", "run", str(suite), "-i", str(inv),
+                                      "--history", str(tmp_path / "h")])
+    assert result.exit_code == ExitCode.SKIPPED and int(ExitCode.SKIPPED) == 6
     assert "inside blackout window 'always'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "h").exists()  # a skipped run leaves no history behind
     plan = CliRunner().invoke(app, ["gameday", "plan", str(suite), "-i", str(inv)])
     assert "REFUSED now" in plan.output and "always" in plan.output
 
 
-def test_a_running_suite_blocks_a_second_one(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_running_suite_skips_a_second_one(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path / "run"))
     suite, inv = suite_files(tmp_path, window_now=False)
-    with suite_lock("t"), pytest.raises(EnvironmentProblem, match="already running"):
-        run_suite(suite, inv, history_root=tmp_path / "h")
+    with suite_lock("t"):
+        with pytest.raises(SuiteSkipped, match="in progress"):
+            run_suite(suite, inv, history_root=tmp_path / "h")
+        result = CliRunner().invoke(app, ["gameday", "run", str(suite), "-i", str(inv),
+                                          "--history", str(tmp_path / "h")])
+    assert result.exit_code == ExitCode.SKIPPED, result.output
+    assert "another run of it is in progress" in result.output
+    assert not (tmp_path / "h").exists()
+
+
+def test_an_environment_failure_is_exit_5_not_a_skip(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the two skips exit 6 (a timer's success); a machine that cannot even take
+    the lock fails the unit."""
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path / "file" / "run"))
+    suite, inv = suite_files(tmp_path, window_now=False)
+    result = CliRunner().invoke(app, ["gameday", "run", str(suite), "-i", str(inv),
+                                      "--history", str(tmp_path / "h")])
+    assert result.exit_code == ExitCode.ENVIRONMENT, result.output
+    assert "cannot open the game-day lock" in result.output
+    assert len(result.output.strip().splitlines()) == 1
