@@ -1,10 +1,16 @@
-"""Judge every kind of expectation against what the observation recorded (pure)."""
+"""Judge every kind of expectation against what the observation recorded (pure).
+
+Telemetry verdicts (metric, regime, metric step trends) first ask whether the host's
+samples covered the expectation's window (engine/coverage.py): below the required
+coverage the verdict fails as "no data", whatever the few windows it has would say.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
 
+from ctdrill.engine.coverage import coverage, percent
 from ctdrill.engine.judge import OPS, Verdict, statistic
 from ctdrill.engine.observation import ObservationResult, StepSpan
 from ctdrill.metrics.conntrack import WindowMetrics
@@ -23,11 +29,38 @@ from ctdrill.spec.models import (
 QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "max": 1.0}
 
 
+def _step(result: ObservationResult, step: str) -> StepSpan | None:
+    return next((s for s in result.steps if s.name == step), None)
+
+
 def _span(result: ObservationResult, step: str | None) -> tuple[float, float]:
+    """Bounds for selecting windows and messages: everything, or one step's."""
     if step is None:
         return float("-inf"), float("inf")
-    span: StepSpan = next(s for s in result.steps if s.name == step)
-    return span.start, span.end
+    span = _step(result, step)
+    return (span.start, span.end) if span else (0.0, 0.0)
+
+
+def coverage_window(result: ObservationResult, step: str | None) -> tuple[float, float]:
+    """The window an expectation's samples must cover: the whole observation (from the
+    moment every stream was open) or one step; empty if it never happened."""
+    if step is None:
+        return result.span or (result.started, result.started)
+    span = _step(result, step)
+    return (span.start, span.end) if span else (0.0, 0.0)
+
+
+def host_coverage(result: ObservationResult, host: str, step: str | None) -> float:
+    lo, hi = coverage_window(result, step)
+    return coverage(result.arrivals.get(host, []), lo, hi, result.coverage.max_gap_s)
+
+
+def _short(result: ObservationResult, cov: float) -> str | None:
+    """The "no data" detail when coverage falls short of the requirement, else None."""
+    need = result.coverage.required
+    if cov >= need:
+        return None
+    return f"no data (coverage {percent(cov)}, needs {percent(need)})"
 
 
 def _windows(result: ObservationResult, host: str, step: str | None) -> list[WindowMetrics]:
@@ -53,10 +86,17 @@ def metric_value(result: ObservationResult, host: str, metric: str, stat: str,
 
 def _metric(e: MetricExpectation, result: ObservationResult) -> Verdict:
     value, n = metric_value(result, e.host, e.metric, e.stat, e.step)
+    cov = host_coverage(result, e.host, e.step)
+    where = f" in step {e.step}" if e.step else ""
+    short = _short(result, cov)
+    if short is not None:
+        return Verdict(e.describe(), False, None,
+                       f"{short}: {n} windows of {e.host}{where}")
     if value is None:
-        return Verdict(e.describe(), False, None, f"no observations of {e.host}")
+        return Verdict(e.describe(), False, None, f"no observations of {e.host}{where}")
     return Verdict(e.describe(), OPS[e.op](value, e.value), value,
-                   f"{e.stat}({e.metric}) = {value:.4g} over {n} windows")
+                   f"{e.stat}({e.metric}) = {value:.4g} over {n} windows, "
+                   f"coverage {percent(cov)}")
 
 
 def _regime(e: RegimeExpectation, result: ObservationResult) -> Verdict:
@@ -64,6 +104,10 @@ def _regime(e: RegimeExpectation, result: ObservationResult) -> Verdict:
     if trs is None:
         return Verdict(e.describe(), False, None, f"{e.host} was not observed")
     entered = [t.to_state.value for t in trs]
+    short = _short(result, host_coverage(result, e.host, None))
+    if short is not None:
+        return Verdict(e.describe(), False, None,
+                       f"{short}; path {' -> '.join(['CT_HEALTHY', *entered])}")
     problems = []
     it = iter(entered)
     if e.sequence and not all(any(s == x for x in it) for s in e.sequence):
@@ -147,19 +191,27 @@ def _class(e: ClassEntriesExpectation, result: ObservationResult) -> Verdict:
 
 def _trend(e: StepTrendExpectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
     values: list[float | None] = []
+    notes: list[str] = []
     for step in e.steps:
+        note = ""
         if e.source == "metric":
             v, _ = metric_value(result, e.host or "", e.metric, e.stat, step)
+            cov = host_coverage(result, e.host or "", step)
+            if cov < result.coverage.required:
+                v, note = None, f" (coverage {percent(cov)})"
         elif spec.probe is not None:
             v = probe_value(probe_messages(result, "any", "all", step), e.metric,
                             e.stat if e.stat in QUANTILES else "p95", spec.probe, result)
         else:
             v = None
         values.append(v)
-    shown = ", ".join(f"{s}={'n/a' if v is None else f'{v:.4g}'}"
-                      for s, v in zip(e.steps, values, strict=True))
+        notes.append(note)
+    shown = ", ".join(f"{s}={'n/a' if v is None else f'{v:.4g}'}{note}"
+                      for s, v, note in zip(e.steps, values, notes, strict=True))
     if any(v is None for v in values):
-        return Verdict(e.describe(), False, None, f"missing data: {shown}")
+        need = (f"; each step needs {percent(result.coverage.required)} coverage"
+                if any(notes) else "")
+        return Verdict(e.describe(), False, None, f"missing data: {shown}{need}")
     vs = [v for v in values if v is not None]
     ok = all(trend_holds(a, b, e) for a, b in itertools.pairwise(vs))
     floor = f"noise floor {e.tolerance:.0%}" + (f" or {e.abs_tolerance:g}"

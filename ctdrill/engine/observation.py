@@ -1,21 +1,27 @@
 """The observation phase: loads and the probe at their start times, telemetry from every
 observed host, the regime machine per host, guards, step changes, and the journal.
 
-It returns everything the judge needs; the engine's `finally` still owns the revert.
+Telemetry is watched, not trusted: a host whose stream stalls or ends is journaled as
+`target_lost` at once; a guarded host lost, or every observed host lost, aborts the run
+(the operator's interrupt, if there was one, is reported instead). It returns everything
+the judge needs, including each sample's arrival time for coverage; the engine's
+`finally` still owns the revert.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ctdrill.engine.classcount import ClassCounter
+from ctdrill.engine.coverage import CoveragePolicy
 from ctdrill.engine.journal import Journal
 from ctdrill.engine.judge import ceiling_breach
 from ctdrill.engine.load import LoadContext, LoadPhase, build_load
-from ctdrill.engine.observer import Observer
+from ctdrill.engine.observer import Change, Observation, Observer, TargetLost
+from ctdrill.engine.plan import refuse_unobserved_guards
 from ctdrill.engine.signals import StopRequested, StopSignals
 from ctdrill.errors import EnvironmentProblem
 from ctdrill.metrics.conntrack import WindowMetrics
@@ -26,6 +32,7 @@ from ctdrill.spec.models import ClassEntriesExpectation, DrillSpec
 from ctdrill.targets.inventory import Inventory
 
 StepHook = Callable[[int], None]
+Progress = Callable[[str], None]
 
 
 @dataclass
@@ -47,6 +54,14 @@ class ObservationResult:
     messages: list[Message] = field(default_factory=list)
     class_series: dict[tuple[str, str, int], list[tuple[float, int]]] = field(
         default_factory=dict)
+    span: tuple[float, float] | None = None
+    """Wall-clock start and end of the observation once every stream was open: the
+    window a whole-run expectation must cover."""
+    arrivals: dict[str, list[float]] = field(default_factory=dict)
+    """Wall-clock arrival of every sample, per host (coverage)."""
+    coverage: CoveragePolicy = field(default_factory=CoveragePolicy)
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    """Every `target_lost` record, as journaled."""
 
     def pressure(self) -> list[PressureSample]:
         """The worst pressure across observed hosts at each window, in time order."""
@@ -82,102 +97,177 @@ class _LiveProbeSignals:
                            and cur - base > spec.cdt_threshold_bps)
 
 
-def observe(spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
-            budget_deadline: float, progress: Callable[[str], None],
-            apply_step: StepHook, load_ctx: LoadContext) -> ObservationResult:
-    """Run the observation window; guards and signals raise StopRequested."""
-    targets = inv.select(spec.observe.hosts or spec.targets.hosts)
-    names = [t.name for t in targets]
-    ceilings = [(c, {t.name for t in inv.select(c.hosts)}) for c in spec.guards.ceilings]
-    phases: list[tuple[str, LoadPhase]] = [("load", build_load(spec.load, load_ctx))]
-    probe = ProbePhase(spec.probe, inv, spec.observe.duration_s) if spec.probe else None
-    if probe is not None:
-        phases.append(("probe", probe))
-    counter = ClassCounter([e for e in spec.expect if isinstance(e, ClassEntriesExpectation)],
-                           inv)
-    cfg = spec.regime.to_config()
-    machines = {n: RegimeMachine(cfg) for n in names}
-    result = ObservationResult(started=time.time())
-    live = _LiveProbeSignals(probe, result)
-    observer = Observer(targets, spec.observe.hz, spec.observe.window_s)
-    step_starts = []
-    offset = 0.0
+def _lost_text(lost: TargetLost) -> str:
+    if lost.why == "ended":
+        return f"{lost.host}: telemetry ended"
+    return f"{lost.host}: telemetry stalled (no sample for {lost.silent_s:.1f} s)"
+
+
+def react_to_changes(changes: list[Change], observed: list[str],
+                     lost: Mapping[str, TargetLost], guarded: set[str], journal: Journal,
+                     sig: StopSignals, progress: Progress) -> list[dict[str, Any]]:
+    """Journal each lost or resumed target; abort when a guarded host, or every observed
+    host, is lost. The operator's interrupt is checked first: a Ctrl-C to the process
+    group also kills local agents, and that must read as the interrupt, not as lost data.
+    Returns the `target_lost` records written."""
+    records = []
+    for change in changes:
+        if not isinstance(change, TargetLost):
+            journal.write("target_resumed", host=change.host, silent_s=round(change.silent_s, 3))
+            progress(f"{change.host}: telemetry resumed after {change.silent_s:.1f} s")
+            continue
+        sig.checkpoint()
+        records.append(journal.write("target_lost", **change.to_json()))
+        progress(_lost_text(change))
+        if change.host in guarded:
+            raise StopRequested(f"guard: {_lost_text(change)}; a guarded host must stay "
+                                "observed")
+    if changes and set(observed) <= set(lost):
+        sig.checkpoint()
+        raise EnvironmentProblem(
+            "telemetry lost from every observed host ("
+            + "; ".join(_lost_text(lost[h]) for h in observed) + ")",
+            "check the targets and the links to them; the drill was reverted")
+    return records
+
+
+def _step_offsets(spec: DrillSpec) -> list[float]:
+    offsets, at = [], 0.0
     for st in spec.steps:
-        step_starts.append(offset)
-        offset += st.duration_s
-    next_step = 0
-    started: list[tuple[str, LoadPhase]] = []
-    batches: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
+        offsets.append(at)
+        at += st.duration_s
+    return offsets
 
-    def flush() -> None:
-        for host, batch in batches.items():
+
+class _Window:
+    """One observation window's moving parts; `run` is the loop, `_finish` the cleanup."""
+
+    def __init__(self, spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
+                 progress: Progress, apply_step: StepHook, load_ctx: LoadContext) -> None:
+        self.spec, self.journal, self.sig = spec, journal, sig
+        self.progress, self.apply_step = progress, apply_step
+        targets = inv.select(spec.observe.hosts or spec.targets.hosts)
+        self.names = [t.name for t in targets]
+        refuse_unobserved_guards(spec, lambda p: [t.name for t in inv.select(p)])
+        self.ceilings = [(c, {t.name for t in inv.select(c.hosts)})
+                         for c in spec.guards.ceilings]
+        self.guarded = {h for _, hosts in self.ceilings for h in hosts}
+        self.phases: list[tuple[str, LoadPhase]] = [("load", build_load(spec.load, load_ctx))]
+        self.probe = (ProbePhase(spec.probe, inv, spec.observe.duration_s)
+                      if spec.probe else None)
+        if self.probe is not None:
+            self.phases.append(("probe", self.probe))
+        self.counter = ClassCounter(
+            [e for e in spec.expect if isinstance(e, ClassEntriesExpectation)], inv)
+        cfg = spec.regime.to_config()
+        self.machines = {n: RegimeMachine(cfg) for n in self.names}
+        self.result = ObservationResult(started=time.time(),
+                                        coverage=CoveragePolicy.for_hz(spec.observe.hz))
+        self.live = _LiveProbeSignals(self.probe, self.result)
+        self.observer = Observer(targets, spec.observe.hz, spec.observe.window_s)
+        self.step_starts = _step_offsets(spec)
+        self.next_step = 0
+        self.started: list[tuple[str, LoadPhase]] = []
+        self.batches: dict[str, list[dict[str, Any]]] = {n: [] for n in self.names}
+        self.span_start: float | None = None
+
+    def run(self, budget_deadline: float) -> ObservationResult:
+        self.progress(f"observing {', '.join(self.names)} for "
+                      f"{self.spec.observe.duration_s:g} s")
+        try:
+            self.observer.start()
+            self.span_start = time.time()
+            self.counter.start()
+            t0 = time.monotonic()
+            last_flush = t0
+            while (now := time.monotonic()) - t0 < self.spec.observe.duration_s:
+                self.sig.checkpoint()
+                if time.time() > budget_deadline:
+                    raise StopRequested("guard: time budget spent (guards.max_duration_s, "
+                                        "or the dead-man TTL less 5 s)")
+                self._due(now - t0)
+                self.live.refresh(time.time())
+                for obs in self.observer.poll(0.1):
+                    self._feed(obs)
+                self.result.lost += react_to_changes(
+                    self.observer.changes(), self.names, self.observer.lost, self.guarded,
+                    self.journal, self.sig, self.progress)
+                if time.monotonic() - last_flush >= 1.0:
+                    self._flush()
+                    last_flush = time.monotonic()
+        finally:
+            self._finish()
+        return self.result
+
+    def _due(self, elapsed: float) -> None:
+        """Start the step and the load phases whose time has come."""
+        spec, result = self.spec, self.result
+        if self.next_step < len(spec.steps) and elapsed >= self.step_starts[self.next_step]:
+            if result.steps:
+                result.steps[-1].end = time.time()
+            st = spec.steps[self.next_step]
+            self.progress(f"step {st.name}")
+            self.journal.write("step_start", step=st.name, index=self.next_step)
+            self.apply_step(self.next_step)
+            result.steps.append(StepSpan(st.name, time.time(), float("inf")))
+            self.next_step += 1
+        for kind, phase in self.phases:
+            if (kind, phase) not in self.started and elapsed >= phase.start_s:
+                self.journal.write(f"{kind}_start", offset_s=elapsed)
+                if kind == "load":
+                    result.load_start = time.time()
+                phase.start()
+                self.started.append((kind, phase))
+
+    def _feed(self, obs: Observation) -> None:
+        entry: dict[str, Any] = {"sample": obs.sample.to_json()}
+        m = obs.metrics
+        if m is not None:
+            entry["metrics"] = m.to_json()
+            tr = self.machines[obs.host].feed(RegimeInput.from_window(
+                m, osd_ms=self.live.osd_ms, cdt_breach=self.live.cdt_breach))
+            if tr is not None:
+                self.journal.write("transition", host=obs.host, **tr.to_json())
+                self.progress(f"{obs.host}: {tr.from_state.value} -> {tr.to_state.value}")
+            for ceiling, hosts in self.ceilings:
+                reason = ceiling_breach(ceiling, hosts, obs.host, m)
+                if reason:
+                    raise StopRequested(reason)
+        self.batches[obs.host].append(entry)
+
+    def _flush(self) -> None:
+        for host, batch in self.batches.items():
             if batch:
-                journal.write("samples", host=host, samples=batch)
-                batches[host] = []
+                self.journal.write("samples", host=host, samples=batch)
+                self.batches[host] = []
 
-    progress(f"observing {', '.join(names)} for {spec.observe.duration_s:g} s")
-    observer.start()
-    counter.start()
-    t0 = time.monotonic()
-    last_flush = t0
-    try:
-        while (now := time.monotonic()) - t0 < spec.observe.duration_s:
-            sig.checkpoint()
-            if time.time() > budget_deadline:
-                raise StopRequested("guard: time budget spent (guards.max_duration_s, or "
-                                    "the dead-man TTL less 5 s)")
-            if next_step < len(spec.steps) and now - t0 >= step_starts[next_step]:
-                if result.steps:
-                    result.steps[-1].end = time.time()
-                st = spec.steps[next_step]
-                progress(f"step {st.name}")
-                journal.write("step_start", step=st.name, index=next_step)
-                apply_step(next_step)
-                result.steps.append(StepSpan(st.name, time.time(), float("inf")))
-                next_step += 1
-            for kind, phase in phases:
-                if (kind, phase) not in started and now - t0 >= phase.start_s:
-                    journal.write(f"{kind}_start", offset_s=now - t0)
-                    if kind == "load":
-                        result.load_start = time.time()
-                    phase.start()
-                    started.append((kind, phase))
-            live.refresh(time.time())
-            for obs in observer.poll(0.1):
-                entry: dict[str, Any] = {"sample": obs.sample.to_json()}
-                m = obs.metrics
-                if m is not None:
-                    entry["metrics"] = m.to_json()
-                    tr = machines[obs.host].feed(RegimeInput.from_window(
-                        m, osd_ms=live.osd_ms, cdt_breach=live.cdt_breach))
-                    if tr is not None:
-                        journal.write("transition", host=obs.host, **tr.to_json())
-                        progress(f"{obs.host}: {tr.from_state.value} -> {tr.to_state.value}")
-                    for ceiling, hosts in ceilings:
-                        reason = ceiling_breach(ceiling, hosts, obs.host, m)
-                        if reason:
-                            raise StopRequested(reason)
-                batches[obs.host].append(entry)
-            if observer.ended >= set(names):
-                raise EnvironmentProblem("telemetry from every observed host ended",
-                                         "check the targets; the drill was reverted")
-            if time.monotonic() - last_flush >= 1.0:
-                flush()
-                last_flush = time.monotonic()
-    finally:
+    def _finish(self) -> None:
+        result = self.result
+        end = time.time()
         if result.steps:
-            result.steps[-1].end = time.time()
-        for kind, phase in started:
+            result.steps[-1].end = end
+        if self.span_start is not None:
+            result.span = (self.span_start, end)
+        for kind, phase in self.started:
             outcome = phase.stop()
             result.loads.append(outcome)
-            journal.write(f"{kind}_end", result=outcome)
-        counter.stop()
-        observer.close()
-        flush()
-        result.history = observer.history
-        result.transitions = {n: m.transitions for n, m in machines.items()}
-        result.final_regime = {n: m.regime.value for n, m in machines.items()}
-        result.class_series = counter.series
-        if probe is not None:
-            result.messages = probe.messages()
-    return result
+            self.journal.write(f"{kind}_end", result=outcome)
+        self.counter.stop()
+        self.observer.close()
+        self._flush()
+        result.history = self.observer.history
+        result.arrivals = self.observer.arrivals
+        result.transitions = {n: m.transitions for n, m in self.machines.items()}
+        result.final_regime = {n: m.regime.value for n, m in self.machines.items()}
+        result.class_series = self.counter.series
+        if self.probe is not None:
+            result.messages = self.probe.messages()
+
+
+def observe(spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
+            budget_deadline: float, progress: Progress,
+            apply_step: StepHook, load_ctx: LoadContext) -> ObservationResult:
+    """Run the observation window; guards, lost guarded hosts and signals raise
+    StopRequested, losing every observed host raises EnvironmentProblem."""
+    return _Window(spec, inv, journal, sig, progress, apply_step, load_ctx).run(
+        budget_deadline)

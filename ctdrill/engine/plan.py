@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctdrill.engine.nft_render import TABLE_FAMILY, TABLE_NAME, render_bypass_body
+from ctdrill.errors import InvalidInput
 from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, Bypass, ChangeSet, DrillSpec
 
 Snapshot = Mapping[str, Any]
@@ -34,6 +35,26 @@ def select_pools(spec: DrillSpec, target_hosts: list[str]) -> Pools:
         return Pools(hosts, hosts, ())
     n = spec.targets.canary.size(len(hosts))
     return Pools(hosts, hosts[:n], hosts[n:])
+
+
+def unobserved_guards(spec: DrillSpec, select: Callable[[str], list[str]]) -> list[str]:
+    """Hosts a guard ceiling names that the drill does not sample: a ceiling there could
+    never fire, so the drill would run unguarded while its spec says otherwise."""
+    observed = set(select(spec.observe.hosts or spec.targets.hosts))
+    guarded = {h for c in spec.guards.ceilings for h in select(c.hosts)}
+    return sorted(guarded - observed)
+
+
+def refuse_unobserved_guards(spec: DrillSpec, select: Callable[[str], list[str]]) -> None:
+    """Refuse (exit 2) a ceiling on a host that is not observed; reads only the inventory."""
+    missing = unobserved_guards(spec, select)
+    if missing:
+        pattern = spec.observe.hosts or spec.targets.hosts
+        source = "observe.hosts" if spec.observe.hosts else "targets.hosts (observe.hosts unset)"
+        raise InvalidInput(
+            f"guards.ceilings names {', '.join(missing)}, which the drill does not observe "
+            f"({source} is '{pattern}'): the ceiling could never fire",
+            "add the guarded hosts to observe.hosts, or drop the ceiling")
 
 
 @dataclass

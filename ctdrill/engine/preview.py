@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from ctdrill.engine.hostops import HostOps
-from ctdrill.engine.plan import HostPlan, plan_host, resolve_changes, select_pools, touched_keys
+from ctdrill.engine.plan import (
+    HostPlan,
+    plan_host,
+    refuse_unobserved_guards,
+    resolve_changes,
+    select_pools,
+    touched_keys,
+)
 from ctdrill.spec.models import DrillSpec
 from ctdrill.targets.inventory import Inventory
 
@@ -16,7 +23,7 @@ def preview(spec: DrillSpec,
     inv = Inventory(inventory_path)
     pools = select_pools(spec, [t.name for t in inv.select(spec.targets.hosts)])
     changes = resolve_changes(spec, pools, lambda p: [t.name for t in inv.select(p)])
-    inv.select(spec.observe.hosts or spec.targets.hosts)
+    refuse_unobserved_guards(spec, lambda p: [t.name for t in inv.select(p)])
     plans: dict[str, HostPlan] = {}
     if changes:
         snaps = HostOps(inventory_path, "plan").snapshot(sorted(changes), touched_keys(changes))

@@ -120,12 +120,14 @@ def test_statistics_and_expectations() -> None:
     s = spec()
 
     def seen(history: dict[str, list[WindowMetrics]]) -> ObservationResult:
-        return ObservationResult(started=0.0, history=history)
+        # samples every 0.5 s across the whole 1 s observation: full coverage
+        return ObservationResult(started=0.0, history=history, span=(0.0, 1.0),
+                                 arrivals={h: [0.0, 0.5, 1.0] for h in history})
 
     assert judge(exp, seen({"gw": [wm(0.1), wm(0.6)]}), s).passed
     assert not judge(exp, seen({"gw": [wm(0.1)]}), s).passed
     missing = judge(exp, seen({}), s)
-    assert not missing.passed and "no observations" in missing.detail
+    assert not missing.passed and "no data (coverage 0 %" in missing.detail
 
 
 def test_ceiling_guard_fires_only_on_protected_hosts() -> None:
