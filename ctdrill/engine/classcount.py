@@ -6,19 +6,19 @@ everything else is still tracked.
 
 from __future__ import annotations
 
-import subprocess
 import threading
 import time
 
 from ctdrill.errors import InvalidInput
 from ctdrill.spec.models import ClassEntriesExpectation
+from ctdrill.system.children import run_child
 from ctdrill.targets.inventory import Inventory
 
 
 def count_entries(netns: str, protocol: str, port: int) -> int:
     """Entries whose original direction goes to `port` (conntrack prints one per line)."""
-    proc = subprocess.run(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", protocol,
-                           "--dport", str(port)], capture_output=True, text=True, check=False)
+    proc = run_child(["ip", "netns", "exec", netns, "conntrack", "-L", "-p", protocol,
+                      "--dport", str(port)])
     return sum(1 for line in proc.stdout.splitlines() if line.strip())
 
 

@@ -21,6 +21,7 @@ from ctdrill.probe import client as client_script
 from ctdrill.probe import venue as venue_script
 from ctdrill.probe.metrics import Message, join, quantile, windows
 from ctdrill.probe.spec import ProbeSpec
+from ctdrill.system.children import spawn_child
 from ctdrill.targets.inventory import Inventory
 
 
@@ -85,7 +86,7 @@ class ProbePhase:
 
     def start(self) -> None:
         s = self.spec
-        self._venue = subprocess.Popen(
+        self._venue = spawn_child(
             ["ip", "netns", "exec", str(self.venue_ns), sys.executable, "-u",
              str(Path(venue_script.__file__)), "--tcp-port", str(s.tcp_port),
              "--udp-port", str(s.udp_port)],
@@ -95,7 +96,7 @@ class ProbePhase:
             _stop(self._venue)
             raise EnvironmentProblem("probe venue responder did not start",
                                      f"is port {s.tcp_port}/{s.udp_port} free in the venue?")
-        self._client = subprocess.Popen(
+        self._client = spawn_child(
             ["ip", "netns", "exec", str(self.client_ns), sys.executable, "-u",
              str(Path(client_script.__file__)), "--venue", str(self.venue_addr),
              "--tcp-port", str(s.tcp_port), "--udp-port", str(s.udp_port),

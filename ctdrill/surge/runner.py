@@ -26,6 +26,7 @@ from ctdrill.surge import suppress
 from ctdrill.surge.build import build
 from ctdrill.surge.plan import SurgePlan
 from ctdrill.surge.result import aggregate
+from ctdrill.system.children import spawn_child
 
 SOFTNET = Path("/proc/net/softnet_stat")
 READY_TIMEOUT_S = 60.0
@@ -47,10 +48,12 @@ class _WorkerProc:
     def __init__(self, config: dict[str, Any],
                  on_phase_end: Callable[[], None] = lambda: None) -> None:
         self.config = config
-        self.proc = subprocess.Popen(
+        # own session (spawn_child); SIGTERM if the controller dies: the worker's own
+        # stop path, which still resets its ASSURED flows
+        self.proc: subprocess.Popen[str] = spawn_child(
             [sys.executable, "-m", "ctdrill.surge.worker"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-            start_new_session=True)
+            death_signal=signal.SIGTERM)
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(config) + "\n")
         self.proc.stdin.flush()

@@ -17,6 +17,7 @@ from typing import IO, Protocol
 import paramiko
 
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.system.children import spawn_child
 from ctdrill.targets.target import Target
 from ctdrill.telemetry import agent as agent_module
 from ctdrill.telemetry.protocol import Hello, ProtocolError, Sample, decode_line
@@ -61,8 +62,8 @@ class LocalAgentStream:
                 "--duration", str(duration)]
         if target.netns:
             argv = ["ip", "netns", "exec", target.netns, *argv]
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, bufsize=1)
+        self._proc = spawn_child(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, bufsize=1)
         assert self._proc.stdout is not None
         self._lines: Iterator[str] = iter(self._proc.stdout)
         try:
