@@ -4,20 +4,75 @@ Each run gets a fresh private_data_dir (runner caches `env/envvars` from the fir
 and silently prefers it later), the venv's bin on PATH (ansible-runner execs
 `ansible-playbook` by name), ctdrill's own modules on the library path, its own SSH
 control-socket directory, and quiet output; results come from runner's events.
+
+Nothing a play needs travels as an Ansible variable that Ansible would template: a play
+gets exactly two extra vars, the host pattern (names checked against a safe grammar)
+and one base64 JSON payload the modules decode. `ansible-playbook` is started through
+a small wrapper that ties it to this process (parent-death signal): ansible-runner puts
+it in a session of its own, and an orchestrator killed mid-apply must not leave a play
+running that could change a host after its dead-man reverted it.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctdrill.errors import EnvironmentProblem
+from ctdrill.errors import EnvironmentProblem, InvalidInput
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent.parent / "playbooks"
+HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,252}")
+"""Inventory host names a play may be pointed at: no pattern syntax, no template, no
+shell. A name outside it is refused before anything is contacted."""
+
+_PDEATHSIG_WRAPPER = """#!{python}
+# ansible-playbook, tied to the ctdrill process that started it: if that process dies
+# (even by SIGKILL) the kernel sends this play SIGKILL (prctl PR_SET_PDEATHSIG).
+import ctypes, os, signal, sys
+ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+if os.getppid() != int(os.environ["CTDRILL_PARENT_PID"]):
+    sys.exit("ctdrill: the orchestrator is gone; not starting the play")
+os.execv({real!r}, [{real!r}] + sys.argv[1:])
+"""
+
+
+def host_pattern(hosts: list[str]) -> str:
+    """The play's `hosts:` value: explicit names joined by ':', each one checked."""
+    if not hosts:
+        raise InvalidInput("no hosts to run a play on", "check the spec's host patterns")
+    for host in hosts:
+        if not HOST_NAME.fullmatch(host):
+            raise InvalidInput(f"inventory host name {host!r} is not usable by ctdrill",
+                               "name hosts with letters, digits, '_', '.', '-' only")
+    return ":".join(sorted(set(hosts)))
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """The one extra var a play's modules read: base64 of JSON, inert to templating."""
+    return base64.b64encode(json.dumps(payload, sort_keys=True).encode()).decode("ascii")
+
+
+def _tied_bin(private_dir: str) -> str:
+    """A bin directory whose `ansible-playbook` dies with this process."""
+    real = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) \
+        or shutil.which("ansible-playbook")
+    if real is None:
+        raise EnvironmentProblem("ansible-playbook is not installed",
+                                 "run scripts/setup.sh (it installs ansible-core)")
+    bindir = Path(private_dir) / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "ansible-playbook"
+    wrapper.write_text(_PDEATHSIG_WRAPPER.format(python=sys.executable, real=real))
+    wrapper.chmod(0o700)
+    return str(bindir)
 
 
 @dataclass(frozen=True)
@@ -50,14 +105,18 @@ class RunResult:
         return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
-def _env(private_dir: str) -> dict[str, str]:
+def _env(private_dir: str, run_id: str = "") -> dict[str, str]:
     """Environment for one run. SSH control sockets live in the run's own directory, so
     a later run never rides an earlier connection past host key verification, and
-    masters linger only briefly after the run."""
+    masters linger only briefly after the run. CTDRILL_RUN_ID marks every process of
+    the play, so a dead-man can find and stop what its run left running."""
     bindir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
+    path = f"{bindir}:{path}" if bindir not in path.split(":") else path
     return {
-        "PATH": f"{bindir}:{path}" if bindir not in path.split(":") else path,
+        "PATH": f"{_tied_bin(private_dir)}:{path}",
+        "CTDRILL_PARENT_PID": str(os.getpid()),
+        "CTDRILL_RUN_ID": run_id,
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_LOCALHOST_WARNING": "False",
@@ -122,18 +181,21 @@ def run_module(inventory: Path, pattern: str, module: str, args: str = "",
         return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner.events))
 
 
-def run_playbook(inventory: Path, name: str, extravars: dict[str, Any],
-                 timeout: int = 300) -> RunResult:
-    """Run playbooks/NAME.yml against the inventory with the given extra vars."""
+def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str, Any],
+                 run_id: str, timeout: int = 300) -> RunResult:
+    """Run playbooks/NAME.yml on `hosts`; its modules read `payload` (plus the run id)."""
     import ansible_runner
 
     playbook = PLAYBOOKS / f"{name}.yml"
     if not playbook.exists():
         raise EnvironmentProblem(f"playbook {playbook} is missing", "reinstall ctdrill")
+    extravars = {"ctdrill_hosts": host_pattern(hosts),
+                 "ctdrill_payload": encode_payload(dict(payload, run_id=run_id))}
     with tempfile.TemporaryDirectory(prefix="ctd-runner-") as pdd:
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
-            playbook=str(playbook), extravars=extravars, quiet=True, envvars=_env(pdd),
-            timeout=timeout, suppress_env_files=True, cancel_callback=_never,
+            playbook=str(playbook), extravars=extravars, quiet=True,
+            envvars=_env(pdd, run_id), timeout=timeout, suppress_env_files=True,
+            cancel_callback=_never,
         )
         return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner.events))

@@ -13,7 +13,7 @@ import socket
 import time
 import traceback
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from ctdrill.ansible.runner import RunResult
 from ctdrill.engine.expect import judge, key_metrics
 from ctdrill.engine.hostops import HostOps, HostRevert
-from ctdrill.engine.journal import Journal
+from ctdrill.engine.journal import Journal, check_journal_dir
 from ctdrill.engine.judge import Verdict
 from ctdrill.engine.load import LoadContext, build_load
 from ctdrill.engine.observation import observe
@@ -30,6 +30,7 @@ from ctdrill.engine.plan import (
     applied_diffs,
     merged_revert_plan,
     plan_host,
+    refuse_unobserved_guards,
     resolve_changes,
     select_pools,
     touched_keys,
@@ -91,12 +92,29 @@ class ApplyFailed(Exception):
 
 
 def _journal_outcomes(journal: Journal, result: RunResult, step: str | None) -> None:
+    """One record per change: a sysctl task reports each key it wrote in `applied`."""
     for host, rs in result.hosts.items():
         for r in rs:
-            journal.write("outcome", host=host, task=r.task, ok=r.ok, changed=r.changed,
-                          message=r.message, name=r.result.get("name"),
-                          before=r.result.get("before"), after=r.result.get("after"),
-                          step=step)
+            for item in r.result.get("applied") or [r.result]:
+                ok = bool(item.get("ok", r.ok))
+                journal.write("outcome", host=host, task=r.task, ok=ok,
+                              changed=bool(item.get("changed", r.changed)),
+                              message=item.get("message", "") if not ok else "",
+                              name=item.get("name"), before=item.get("before"),
+                              after=item.get("after"), step=step)
+
+
+def ansible_timeout_s(ttl_s: float) -> int:
+    """Each Ansible run ends well before the dead-man TTL: a hung apply must never
+    outlive the switch that would revert it."""
+    return int(min(300.0, max(10.0, ttl_s / 2)))
+
+
+def _unlock_or_say(ops: HostOps, journal: Journal, hosts: list[str], why: str) -> None:
+    """Release this run's locks (fenced on each host) and journal what was confirmed."""
+    unconfirmed = ops.unlock(hosts)
+    journal.write("unlocked", hosts=[h for h in hosts if h not in unconfirmed], why=why,
+                  unconfirmed=unconfirmed)
 
 
 def _check_applied(result: RunResult, hosts: list[str]) -> None:
@@ -137,9 +155,7 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
     base_changes = resolve_changes(spec, pools, select)
     step_changes = [resolve_changes(spec, pools, select, st.changes) for st in spec.steps]
     # every host the spec names must exist before anything is contacted
-    select(spec.observe.hosts or spec.targets.hosts)
-    for ceiling in spec.guards.ceilings:
-        select(ceiling.hosts)
+    refuse_unobserved_guards(spec, select)  # also resolves every observed/guarded host
     load_ctx = LoadContext(inv, Path(spec_path).resolve().parent if spec_path else None)
     build_load(spec.load, load_ctx)
     if spec.probe is not None:
@@ -150,7 +166,9 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
             inv.target(host)
 
     run_id = new_run_id(spec.drill)
-    journal = Journal((runs_dir or default_runs_dir()) / run_id / "journal.jsonl")
+    runs = runs_dir or default_runs_dir()
+    check_journal_dir(runs)  # durable or nothing: refuse before any host is touched
+    journal = Journal(runs / run_id / "journal.jsonl")
     journal.write("start", run_id=run_id, drill=spec.drill, spec_path=spec_path,
                   spec=spec.model_dump(mode="json"), inventory=str(inventory_path.resolve()),
                   inventory_text=inventory_path.read_text(), ephemeral_lab=ephemeral_lab,
@@ -158,7 +176,7 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                          "control": pools.control},
                   orchestrator_host=socket.gethostname(), orchestrator_pid=os.getpid())
     outcome = DrillOutcome(run_id, journal.path, ExitCode.OK)
-    ops = HostOps(inventory_path, run_id)
+    ops = HostOps(inventory_path, run_id, ansible_timeout_s(spec.revert.ttl_s))
     hosts = sorted(set(base_changes) | {h for sc in step_changes for h in sc})
     prep = _Prepared()
     prepared = False
@@ -177,24 +195,35 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
         per_host = {h: hp.apply_vars(reverts[h]) for h, hp in plans.items()}
         for host, hv in per_host.items():
             journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"], step=name)
-        result = ops.apply(per_host, spec.revert.ttl_s, arm=False)
+        result = ops.apply(per_host, spec.revert.ttl_s, prep.snapshots, arm=False)
         _journal_outcomes(journal, result, name)
         _check_applied(result, list(per_host))
 
-    with stop_signals() as sig, (knob_lock() if kernel_wide_local else nullcontext()):
+    with stop_signals() as sig, ExitStack() as held:
         try:
+            if kernel_wide_local:  # Ctrl-C while waiting for it leaves nothing locked
+                def waiting(why: str) -> None:
+                    journal.write("waiting", lock="kernel-knobs", why=why)
+                    progress(why)
+
+                held.enter_context(knob_lock(checkpoint=sig.checkpoint, on_wait=waiting))
+            sig.checkpoint()
             if hosts:
                 progress(f"locking and snapshotting {', '.join(hosts)}")
                 t = time.monotonic()
-                snapshots, refused = ops.prepare(
-                    hosts, touched_keys(base_changes, *step_changes), journal.path)
+                journal.write("locking", hosts=hosts)  # intent first: revert can unlock
+                try:
+                    snapshots, refused = ops.prepare(
+                        hosts, touched_keys(base_changes, *step_changes), journal.path)
+                except CtdrillError:
+                    _unlock_or_say(ops, journal, hosts, "prepare failed")
+                    raise
                 locked = [h for h in hosts if h not in {r.host for r in refused}]
                 journal.write("locked", hosts=locked)
                 for host, snap in snapshots.items():
                     journal.write("snapshot", host=host, snapshot=snap)
                 if refused:
-                    ops.unlock(locked)
-                    journal.write("unlocked", hosts=locked, why="lock refused elsewhere")
+                    _unlock_or_say(ops, journal, locked, "lock refused elsewhere")
                     raise EnvironmentProblem(
                         "; ".join(r.describe() for r in refused),
                         "wait for that drill to end; if it is stale, run "
@@ -207,8 +236,7 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                 refusals = [r for plans in [prep.base, *prep.steps] for p in plans.values()
                             for r in p.refusals]
                 if refusals:
-                    ops.unlock(locked)
-                    journal.write("unlocked", hosts=locked, why="plan refused")
+                    _unlock_or_say(ops, journal, locked, "plan refused")
                     raise InvalidInput(refusals[0], "fix the drill spec; nothing was changed")
                 for host, rp in prep.revert_plans().items():
                     journal.write("revert_plan", host=host, plan=rp,
@@ -225,9 +253,14 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                     journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"],
                                   ttl_s=spec.revert.ttl_s)
                 armed_at = time.time()
-                # stop (and revert) before any dead-man timer can fire mid-drill
-                budget_deadline = min(budget_deadline, armed_at + spec.revert.ttl_s - 5)
-                result = ops.apply(per_host, spec.revert.ttl_s)
+                # stop (and revert) before any dead-man timer can fire mid-drill; a revert
+                # costs about what lock + snapshot cost, so keep twice that in hand
+                revert_budget = max(5.0, 2 * outcome.timings["prepare"])
+                journal.write("budget", revert_budget_s=revert_budget,
+                              ansible_timeout_s=ops.timeout_s)
+                budget_deadline = min(budget_deadline,
+                                      armed_at + spec.revert.ttl_s - revert_budget)
+                result = ops.apply(per_host, spec.revert.ttl_s, prep.snapshots)
                 _journal_outcomes(journal, result, None)
                 _check_applied(result, list(per_host))
                 if prep.base:
@@ -260,33 +293,34 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
             if not all(v.passed for v in outcome.verdicts):
                 outcome.exit_code = ExitCode.EXPECTATIONS_FAILED
         except (StopRequested, ApplyFailed) as exc:
-            outcome.reason = str(exc)
+            outcome.reason = sig.reason or str(exc)  # the operator's Ctrl-C wins
             outcome.exit_code = ExitCode.ABORTED
-            journal.write("abort", reason=outcome.reason)
+            journal.try_write("abort", reason=outcome.reason)
         except CtdrillError as exc:
             if not prepared:
-                journal.write("refused", reason=exc.one_line())
+                journal.try_write("refused", reason=exc.one_line())
                 journal.close()
                 raise
-            outcome.reason = exc.one_line()
+            outcome.reason = sig.reason or exc.one_line()
             outcome.exit_code = ExitCode.ABORTED
-            journal.write("abort", reason=outcome.reason)
+            journal.try_write("abort", reason=outcome.reason)
         except Exception as exc:  # any bug still ends in a verified revert
             outcome.reason = f"internal error: {exc!r}"
             outcome.exit_code = ExitCode.ABORTED
-            journal.write("abort", reason=outcome.reason, traceback=traceback.format_exc())
+            journal.try_write("abort", reason=outcome.reason,
+                              traceback=traceback.format_exc())
         finally:
             sig.reverting = True
             if prepared:
                 progress("reverting and verifying")
-                journal.write("reverting", hosts=sorted(prep.revert_plans()))
+                journal.try_write("reverting", hosts=sorted(prep.revert_plans()))
                 t = time.monotonic()
                 outcome.reverts = ops.revert({
                     h: {"plan": rp, "snapshot": prep.snapshots[h]}
                     for h, rp in prep.revert_plans().items()})
                 outcome.timings["revert_verify"] = time.monotonic() - t
                 for host, rv in outcome.reverts.items():
-                    journal.write("revert", host=host, verified=rv.verified,
+                    journal.try_write("revert", host=host, verified=rv.verified,
                                   restored=rv.restored, deleted=rv.deleted,
                                   problems=rv.problems, deadman=rv.deadman)
                 if not outcome.reverted_ok:
@@ -294,8 +328,12 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
         if sig.reason and outcome.exit_code == ExitCode.OK:
             outcome.exit_code = ExitCode.ABORTED
             outcome.reason = sig.reason
+    if prepared and journal.failed is not None:  # reverted, but the record is not whole
+        outcome.exit_code = ExitCode.REVERT_FAILED
+        outcome.reason = (f"{journal.failed.one_line()} ({journal.dropped} records not "
+                          "journaled; the hosts were reverted)")
     outcome.timings["total"] = time.time() - started
-    journal.write("end", exit_code=int(outcome.exit_code), reason=outcome.reason,
-                  timings=outcome.timings)
+    journal.try_write("end", exit_code=int(outcome.exit_code), reason=outcome.reason,
+                      timings=outcome.timings)
     journal.close()
     return outcome

@@ -6,8 +6,6 @@ against namespaces, SSH hosts and containers.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import socket
 from dataclasses import dataclass
@@ -16,10 +14,6 @@ from typing import Any
 
 from ctdrill.ansible.runner import RunResult, run_playbook
 from ctdrill.errors import EnvironmentProblem
-
-
-def pattern(hosts: list[str]) -> str:
-    return ":".join(sorted(hosts))
 
 
 def _first_failure(result: RunResult) -> str:
@@ -64,12 +58,22 @@ class HostRevert:
     deleted: list[str]
     problems: list[str]
     deadman: dict[str, Any]
+    fenced: dict[str, Any] | None = None  # the run holding the host instead, if any
+    not_held: bool = False  # this run held no lock here: nothing of it left to revert
 
 
 class HostOps:
-    def __init__(self, inventory: Path, run_id: str) -> None:
+    """One drill run's operations on its targets. Every play carries the run id, and
+    every change on a host is fenced by it there (playbooks/module_utils/ctdrill_host.py).
+    `timeout_s` bounds each Ansible run, below the dead-man TTL during a drill."""
+
+    def __init__(self, inventory: Path, run_id: str, timeout_s: int = 300) -> None:
         self.inventory = inventory
         self.run_id = run_id
+        self.timeout_s = timeout_s
+
+    def _play(self, name: str, hosts: list[str], payload: dict[str, Any]) -> RunResult:
+        return run_playbook(self.inventory, name, hosts, payload, self.run_id, self.timeout_s)
 
     def _snapshots(self, result: RunResult, hosts: list[str]) -> dict[str, dict[str, Any]]:
         snaps = {}
@@ -81,8 +85,7 @@ class HostOps:
 
     def snapshot(self, hosts: list[str], keys: list[str]) -> dict[str, dict[str, Any]]:
         """Read-only snapshot of each host."""
-        result = run_playbook(self.inventory, "snapshot",
-                              {"ctdrill_hosts": pattern(hosts), "ctdrill_keys": keys})
+        result = self._play("snapshot", hosts, {"common": {"keys": keys}})
         _unreachable(result, hosts)
         if not result.ok:
             raise EnvironmentProblem(f"snapshot failed: {_first_failure(result)}",
@@ -94,9 +97,7 @@ class HostOps:
         """Lock every host for this run, then snapshot it."""
         owner = {"orchestrator_host": socket.gethostname(), "orchestrator_pid": os.getpid(),
                  "journal": str(journal)}
-        result = run_playbook(self.inventory, "prepare", {
-            "ctdrill_hosts": pattern(hosts), "ctdrill_keys": keys,
-            "ctdrill_run_id": self.run_id, "ctdrill_owner": owner})
+        result = self._play("prepare", hosts, {"common": {"keys": keys, "owner": owner}})
         _unreachable(result, hosts)
         refusals = [LockRefusal(r.host, r.result.get("holder", {}))
                     for r in result.failures() if r.result.get("locked")]
@@ -106,43 +107,42 @@ class HostOps:
         return self._snapshots(result, hosts), refusals
 
     def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float,
-              arm: bool = True) -> RunResult:
+              expected: dict[str, dict[str, Any]], arm: bool = True) -> RunResult:
         """Arm the dead-man switch (first apply only) and apply; the caller journals
-        outcomes per change. Later steps apply with arm=False: one timer per host."""
-        return run_playbook(self.inventory, "apply", {
-            "ctdrill_hosts": pattern(list(per_host)), "ctdrill_run_id": self.run_id,
-            "ctdrill_changes": per_host, "ctdrill_ttl_s": ttl_s, "ctdrill_arm": arm})
+        outcomes per change. Later steps apply with arm=False: one timer per host.
+        `expected` is each host's snapshot: the dead-man verifies against it."""
+        hosts = {h: dict(v, expected=expected[h]) for h, v in per_host.items()}
+        return self._play("apply", list(per_host),
+                          {"common": {"ttl_s": ttl_s, "arm": arm}, "hosts": hosts})
 
     def revert(self, per_host: dict[str, dict[str, Any]]) -> dict[str, HostRevert]:
         """Revert to the snapshot, verify, then disarm and unlock (only where verified).
 
         per_host: host -> {"plan": revert plan, "snapshot": the snapshot to match}.
         """
-        reverts = {
-            h: {"plan": v["plan"],
-                "expected_b64": base64.b64encode(json.dumps(v["snapshot"]).encode()).decode()}
-            for h, v in per_host.items()
-        }
-        result = run_playbook(self.inventory, "revert", {
-            "ctdrill_hosts": pattern(list(per_host)), "ctdrill_run_id": self.run_id,
-            "ctdrill_reverts": reverts})
-        out = {}
-        for host in per_host:
-            rs = result.hosts.get(host, [])
-            res = rs[0].result if rs else {}
-            problems = list(res.get("errors", [])) + list(res.get("diffs", []))
-            if not rs:
-                problems.append("no revert result (host unreachable?)")
-            elif not rs[0].ok and not problems:
-                problems.append(rs[0].message)
-            out[host] = HostRevert(
-                host=host, verified=bool(rs and rs[0].ok and res.get("verified")),
-                restored=res.get("restored", {}), deleted=res.get("deleted", []),
-                problems=problems, deadman=res.get("deadman", {}),
-            )
-        return out
+        result = self._play("revert", list(per_host), {"hosts": {
+            h: {"plan": v["plan"], "expected": v["snapshot"]} for h, v in per_host.items()}})
+        return {host: _host_revert(host, result.hosts.get(host, [])) for host in per_host}
 
-    def unlock(self, hosts: list[str]) -> None:
-        """Release this run's locks where nothing was changed (prepare refused)."""
-        run_playbook(self.inventory, "unlock", {"ctdrill_hosts": pattern(hosts),
-                                                "ctdrill_run_id": self.run_id})
+    def unlock(self, hosts: list[str]) -> list[str]:
+        """Release this run's locks; returns the hosts where that could not be confirmed."""
+        if not hosts:
+            return []
+        result = self._play("unlock", hosts, {})
+        return [h for h in hosts if not (result.hosts.get(h) and all(
+            r.ok for r in result.hosts[h]))]
+
+
+def _host_revert(host: str, rs: list[Any]) -> HostRevert:
+    res = rs[0].result if rs else {}
+    problems = list(res.get("errors", [])) + list(res.get("diffs", []))
+    if not rs:
+        problems.append("no revert result (host unreachable?)")
+    elif not rs[0].ok and not problems:
+        problems.append(rs[0].message)
+    return HostRevert(
+        host=host, verified=bool(rs and rs[0].ok and res.get("verified")),
+        restored=res.get("restored", {}), deleted=res.get("deleted", []),
+        problems=problems, deadman=res.get("deadman", {}),
+        fenced=res.get("holder") if res.get("fenced") else None,
+        not_held=bool(res.get("not_held")))

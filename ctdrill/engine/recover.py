@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ctdrill.engine.hostops import HostOps, HostRevert
-from ctdrill.engine.journal import Journal, read_journal
-from ctdrill.errors import EnvironmentProblem
+from ctdrill.engine.journal import Journal, JournalWriteFailed, read_journal
+from ctdrill.errors import EnvironmentProblem, InvalidInput
 from ctdrill.system.run import pid_alive
 
 
@@ -40,8 +40,8 @@ def recovery_plan(records: list[dict[str, Any]]) -> RecoveryPlan:
     snapshots = {r["host"]: r["snapshot"] for r in records if r["type"] == "snapshot"}
     plans = {r["host"]: r["plan"] for r in records if r["type"] == "revert_plan"}
     locked: set[str] = set()
-    for r in records:
-        if r["type"] == "locked":
+    for r in records:  # `locking` is the intent: any of those hosts may hold our lock
+        if r["type"] in ("locking", "locked"):
             locked |= set(r["hosts"])
         elif r["type"] == "unlocked":
             locked -= set(r["hosts"])
@@ -59,13 +59,49 @@ def recovery_plan(records: list[dict[str, Any]]) -> RecoveryPlan:
     return rp
 
 
+def _refuse_if_fenced(reverts: dict[str, HostRevert], rp: RecoveryPlan) -> None:
+    """A host another run holds was left alone; say whose it is (exit 5)."""
+    fenced = [(h, rv.fenced) for h, rv in reverts.items() if rv.fenced is not None]
+    if fenced:
+        host, holder = fenced[0]
+        raise EnvironmentProblem(
+            f"{host} is held by drill run {holder.get('run_id')} (journal "
+            f"{holder.get('journal')}), not by {rp.run_id}: nothing was changed there",
+            "that run owns the host now; this journal's changes are no longer on it")
+
+
+def load_recovery_plan(path: Path) -> RecoveryPlan:
+    """The recovery plan of a journal file. A journal that reads but lacks what a
+    revert needs (a record without its fields: edited, or not ctdrill's) is one
+    InvalidInput line, never a traceback; read_journal already refuses empty, binary,
+    non-UTF-8 and truncated-before-start files."""
+    records = read_journal(path)
+    try:
+        return recovery_plan(records)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInput(f"journal {path} is incomplete or not ctdrill's "
+                           f"({type(exc).__name__}: {exc})",
+                           "pass the unedited journal.jsonl of a run") from None
+
+
+def _open_for_recovery(path: Path) -> Journal | None:
+    try:
+        return Journal(path)
+    except (JournalWriteFailed, OSError):
+        return None
+
+
+def _not_journaled(kind: str, **fields: Any) -> bool:
+    return False
+
+
 def orchestrator_alive(rp: RecoveryPlan) -> bool:
     return (not rp.ended and rp.orchestrator_host == socket.gethostname()
             and rp.orchestrator_pid != os.getpid() and pid_alive(rp.orchestrator_pid))
 
 
 def revert_from_journal(path: Path, force: bool = False) -> dict[str, HostRevert]:
-    rp = recovery_plan(read_journal(path))
+    rp = load_recovery_plan(path)
     if orchestrator_alive(rp) and not force:
         raise EnvironmentProblem(
             f"run {rp.run_id} is still running (pid {rp.orchestrator_pid})",
@@ -78,18 +114,22 @@ def revert_from_journal(path: Path, force: bool = False) -> dict[str, HostRevert
         inventory.write_text(rp.inventory_text)
     try:
         ops = HostOps(inventory, rp.run_id)
-        journal = Journal(path)
-        journal.write("recovery_start", pid=os.getpid(), hosts=sorted(rp.reverts))
+        journal = _open_for_recovery(path)  # a full disk must never block a revert
+        note = journal.try_write if journal is not None else _not_journaled
+        note("recovery_start", pid=os.getpid(), hosts=sorted(rp.reverts))
         reverts = ops.revert(rp.reverts) if rp.reverts else {}
         if rp.locked_only:
-            ops.unlock(rp.locked_only)
-            journal.write("unlocked", hosts=rp.locked_only, why="recovery")
+            unconfirmed = ops.unlock(rp.locked_only)
+            note("unlocked", hosts=[h for h in rp.locked_only if h not in unconfirmed],
+                 why="recovery", unconfirmed=unconfirmed)
         for host, rv in reverts.items():
-            journal.write("revert", host=host, verified=rv.verified, restored=rv.restored,
-                          deleted=rv.deleted, problems=rv.problems, deadman=rv.deadman,
-                          source="ctdrill revert")
-        journal.write("recovery_end", verified=all(r.verified for r in reverts.values()))
-        journal.close()
+            note("revert", host=host, verified=rv.verified, restored=rv.restored,
+                 deleted=rv.deleted, problems=rv.problems, deadman=rv.deadman,
+                 source="ctdrill revert")
+        note("recovery_end", verified=all(r.verified for r in reverts.values()))
+        if journal is not None:
+            journal.close()
+        _refuse_if_fenced(reverts, rp)
         return reverts
     finally:
         if tmp is not None:

@@ -1,14 +1,25 @@
 #!/usr/bin/python
-"""The per-target drill lock and the dead-man switch, both kept on the target itself."""
+"""The per-target drill lock and the dead-man switch, both kept on the target itself.
+
+Everything the module needs comes in `payload` (base64 JSON, decoded here), never as
+Ansible variables that Ansible would template. Arming is fenced: only the run that
+holds this host's lock can arm its switch.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import (
+    Fenced,
     HostError,
     deadman_arm,
     deadman_disarm,
     deadman_status,
+    decode_payload,
+    fence,
+    host_mutex,
     lock_acquire,
     lock_release,
 )
@@ -17,40 +28,46 @@ DOCUMENTATION = r"""
 module: ctdrill_guard
 short_description: Take/release the drill lock; arm/disarm/inspect the dead-man switch
 options:
-  action: {type: str, required: true,
-           choices: [lock, unlock, arm, disarm, status]}
-  run_id: {type: str, required: true}
-  owner: {type: dict, default: {}}
-  plan: {type: dict, default: {}}
-  ttl_s: {type: float, default: 120}
+  action: {type: str, required: true, choices: [lock, unlock, arm, disarm, status]}
+  payload: {type: str, required: true, description: the run's payload, base64 JSON}
+  host: {type: str, required: true, description: inventory_hostname, picks this host's part}
 """
+
+
+def act(module: AnsibleModule, action: str, part: dict[str, Any]) -> None:
+    run_id = part["run_id"]
+    if action == "lock":
+        ok, holder = lock_acquire(dict(part.get("owner", {}), run_id=run_id))
+        if not ok:
+            module.fail_json(msg=f"target is locked by drill run {holder.get('run_id')}",
+                             holder=holder, locked=True)
+        module.exit_json(changed=True, holder=holder)
+    if action == "unlock":
+        module.exit_json(changed=lock_release(run_id))
+    if action == "arm":
+        if not part.get("arm", True):
+            module.exit_json(changed=False, deadman={"armed": "already"})
+        with host_mutex():
+            fence(run_id)
+            module.exit_json(changed=True, deadman=deadman_arm(
+                run_id, part["revert"], float(part["ttl_s"]), expected=part.get("expected")))
+    if action == "disarm":
+        module.exit_json(changed=True, deadman=deadman_disarm(run_id))
+    module.exit_json(changed=False, deadman=deadman_status(run_id))
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec={
         "action": {"type": "str", "required": True,
                    "choices": ["lock", "unlock", "arm", "disarm", "status"]},
-        "run_id": {"type": "str", "required": True},
-        "owner": {"type": "dict", "default": {}},
-        "plan": {"type": "dict", "default": {}},
-        "ttl_s": {"type": "float", "default": 120.0},
+        "payload": {"type": "str", "required": True},
+        "host": {"type": "str", "required": True},
     })
-    p = module.params
     try:
-        if p["action"] == "lock":
-            ok, holder = lock_acquire(dict(p["owner"], run_id=p["run_id"]))
-            if not ok:
-                module.fail_json(msg=f"target is locked by drill run {holder.get('run_id')}",
-                                 holder=holder, locked=True)
-            module.exit_json(changed=True, holder=holder)
-        if p["action"] == "unlock":
-            module.exit_json(changed=lock_release(p["run_id"]))
-        if p["action"] == "arm":
-            module.exit_json(changed=True, deadman=deadman_arm(p["run_id"], p["plan"],
-                                                               p["ttl_s"]))
-        if p["action"] == "disarm":
-            module.exit_json(changed=True, deadman=deadman_disarm(p["run_id"]))
-        module.exit_json(changed=False, deadman=deadman_status(p["run_id"]))
+        act(module, module.params["action"],
+            decode_payload(module.params["payload"], module.params["host"]))
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, holder=exc.holder)
     except HostError as exc:
         module.fail_json(msg=str(exc))
 

@@ -1,45 +1,48 @@
 #!/usr/bin/python
-"""Create, replace or delete one ctdrill-owned nftables table (named ctd_*), nothing else."""
+"""Create or replace this host's ctd_* nftables table of the run's payload, nothing else.
+
+Fenced like every change: only the run that holds this host's lock can load it.
+"""
 
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import (
+    Fenced,
     HostError,
     check_own_table,
+    decode_payload,
+    fence,
+    host_mutex,
     nft_apply_table,
-    nft_delete_table,
     nft_tables,
 )
 
 DOCUMENTATION = r"""
 module: ctdrill_nft
-short_description: Manage a ctd_* nftables table atomically
+short_description: Load the run's ctd_* nftables table atomically
 options:
-  family: {type: str, default: inet}
-  table: {type: str, required: true}
-  body: {type: str, default: ""}
-  state: {type: str, choices: [present, absent], default: present}
+  payload: {type: str, required: true, description: the run's payload, base64 JSON}
+  host: {type: str, required: true, description: inventory_hostname, picks this host's part}
 """
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={
-        "family": {"type": "str", "default": "inet"},
-        "table": {"type": "str", "required": True},
-        "body": {"type": "str", "default": ""},
-        "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-    }, supports_check_mode=True)
-    p = module.params
+    module = AnsibleModule(argument_spec={"payload": {"type": "str", "required": True},
+                                          "host": {"type": "str", "required": True}})
     try:
-        check_own_table(p["table"])
-        existed = [p["family"], p["table"]] in nft_tables()
-        if module.check_mode:
-            module.exit_json(changed=(p["state"] == "present") or existed)
-        if p["state"] == "absent":
-            module.exit_json(changed=nft_delete_table(p["family"], p["table"]))
-        listing = nft_apply_table(p["family"], p["table"], p["body"])
+        part = decode_payload(module.params["payload"], module.params["host"])
+        nft = part.get("nft")
+        if not nft:
+            module.exit_json(changed=False)
+        check_own_table(nft["table"])
+        with host_mutex():
+            fence(part["run_id"])
+            existed = [nft["family"], nft["table"]] in nft_tables()
+            listing = nft_apply_table(nft["family"], nft["table"], nft["body"])
         module.exit_json(changed=True, existed=existed, listing=listing)
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, holder=exc.holder)
     except HostError as exc:
         module.fail_json(msg=str(exc))
 

@@ -3,35 +3,33 @@
 
 One module for the whole sequence keeps the order on the host itself: the dead-man
 switch stays armed and the lock stays held whenever the host is not provably back.
+Fenced: a revert asked for by a run that does not hold this host's lock changes nothing
+(another run's drill is live here), and reports what the dead-man did when nobody does.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import HostError, revert_verified
+from ansible.module_utils.ctdrill_host import Fenced, HostError, decode_payload, revert_fenced
 
 DOCUMENTATION = r"""
 module: ctdrill_revert
 short_description: Restore sysctls and delete ctdrill tables, verify, then disarm and unlock
 options:
-  run_id: {type: str, required: true}
-  plan: {type: dict, required: true, description: sysctl originals and nft tables to delete}
-  expected_b64: {type: str, required: true, description: the snapshot to verify against, as
-                 base64 JSON (host-derived text is never templated by Ansible)}
+  payload: {type: str, required: true, description: the run's payload, base64 JSON, with this
+            host's revert plan and the snapshot to verify against}
+  host: {type: str, required: true, description: inventory_hostname, picks this host's part}
 """
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"run_id": {"type": "str", "required": True},
-                                          "plan": {"type": "dict", "required": True},
-                                          "expected_b64": {"type": "str", "required": True}})
-    p = module.params
-    expected = json.loads(base64.b64decode(p["expected_b64"]).decode())
+    module = AnsibleModule(argument_spec={"payload": {"type": "str", "required": True},
+                                          "host": {"type": "str", "required": True}})
     try:
-        verified, result = revert_verified(p["run_id"], p["plan"], expected)
+        part = decode_payload(module.params["payload"], module.params["host"])
+        verified, result = revert_fenced(part["run_id"], part["plan"], part["expected"])
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, holder=exc.holder)
     except HostError as exc:
         module.fail_json(msg=str(exc))
     if not verified:

@@ -4,22 +4,25 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import HostError, snapshot
+from ansible.module_utils.ctdrill_host import HostError, decode_payload, snapshot
 
 DOCUMENTATION = r"""
 module: ctdrill_snapshot
 short_description: Snapshot net.netfilter.* sysctls, extra keys and the nftables ruleset
 options:
-  keys: {type: list, elements: str, default: [], description: extra sysctl keys to read}
+  payload: {type: str, required: true, description: the run's payload, base64 JSON; its
+            `keys` are extra sysctl keys to read}
+  host: {type: str, required: true, description: inventory_hostname, picks this host's part}
 """
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"keys": {"type": "list", "elements": "str",
-                                                    "default": []}},
+    module = AnsibleModule(argument_spec={"payload": {"type": "str", "required": True},
+                                          "host": {"type": "str", "required": True}},
                            supports_check_mode=True)
     try:
-        module.exit_json(changed=False, snapshot=snapshot(module.params["keys"]))
+        part = decode_payload(module.params["payload"], module.params["host"])
+        module.exit_json(changed=False, snapshot=snapshot([str(k) for k in part.get("keys", [])]))
     except HostError as exc:
         module.fail_json(msg=str(exc))
 

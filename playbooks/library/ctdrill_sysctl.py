@@ -1,36 +1,54 @@
 #!/usr/bin/python
-"""Set one sysctl through /proc/sys and verify it by reading it back."""
+"""Set this host's sysctls of the run's payload through /proc/sys, reading each back.
+
+Fenced: nothing is written unless the run still holds this host's lock and its dead-man
+has not fired. Values arrive typed in the payload (base64 JSON), never templated.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import HostError, normalise, read_sysctl, write_sysctl
+from ansible.module_utils.ctdrill_host import (
+    Fenced,
+    HostError,
+    decode_payload,
+    fence,
+    host_mutex,
+    write_sysctl,
+)
 
 DOCUMENTATION = r"""
 module: ctdrill_sysctl
-short_description: Write a sysctl via /proc/sys with read-back verification
+short_description: Write the run's sysctls via /proc/sys with read-back verification
 options:
-  name: {type: str, required: true}
-  value: {type: str, required: true}
+  payload: {type: str, required: true, description: the run's payload, base64 JSON}
+  host: {type: str, required: true, description: inventory_hostname, picks this host's part}
 """
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec={"name": {"type": "str", "required": True},
-                                          "value": {"type": "str", "required": True}},
-                           supports_check_mode=True)
-    name, value = module.params["name"], module.params["value"]
-    before = read_sysctl(name)
-    if before is None:
-        module.fail_json(msg=f"sysctl {name} does not exist on this host", name=name)
-    if module.check_mode:
-        module.exit_json(changed=before != normalise(value), name=name, before=before,
-                         after=normalise(value))
+    module = AnsibleModule(argument_spec={"payload": {"type": "str", "required": True},
+                                          "host": {"type": "str", "required": True}})
+    applied: list[dict[str, Any]] = []
     try:
-        before, after = write_sysctl(name, value)
+        part = decode_payload(module.params["payload"], module.params["host"])
+        with host_mutex():
+            fence(part["run_id"])
+            for name, value in part.get("sysctl", {}).items():
+                try:
+                    before, after = write_sysctl(name, value)
+                except HostError as exc:
+                    applied.append({"name": name, "ok": False, "message": str(exc)})
+                    raise
+                applied.append({"name": name, "ok": True, "before": before, "after": after,
+                                "changed": before != after})
+    except Fenced as exc:
+        module.fail_json(msg=str(exc), fenced=True, holder=exc.holder, applied=applied)
     except HostError as exc:
-        module.fail_json(msg=str(exc), name=name, before=before)
-    module.exit_json(changed=before != after, name=name, before=before, after=after)
+        module.fail_json(msg=str(exc), applied=applied)
+    module.exit_json(changed=any(a["changed"] for a in applied), applied=applied)
 
 
 if __name__ == "__main__":

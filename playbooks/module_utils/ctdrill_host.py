@@ -17,6 +17,9 @@ target's python3 (3.8 or later): annotations are never evaluated at run time.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -24,12 +27,13 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 PROC_SYS = "/proc/sys/"
 OWN_TABLE_PREFIX = "ctd_"
 DEFAULT_RUN_DIR = "/run/ctdrill"
 RUN_DIR_VARIABLE = "CTDRILL_RUN_DIR"
+RUN_ID_VARIABLE = "CTDRILL_RUN_ID"  # every process a run starts carries it (fencing)
 VOLATILE_KEYS = ("net.netfilter.nf_conntrack_count",)
 
 Json = Dict[str, Any]
@@ -39,6 +43,31 @@ TimerStarter = Callable[[Sequence[str], str, float, str], Json]
 
 class HostError(Exception):
     """A host operation that could not be done or could not be verified."""
+
+
+class Fenced(HostError):
+    """The run no longer owns this host: another run holds its lock, nobody does, or the
+    run's dead-man already fired. Nothing was changed."""
+
+    def __init__(self, message: str, holder: Json | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder or {}
+
+
+def boot_clock() -> float:
+    """Seconds since boot, suspend included: never jumps with the wall clock (NTP, an
+    operator's `date -s`), so a dead-man deadline means what it says."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def kernel_log(line: str) -> None:
+    """One line in the kernel log (dmesg, journald): what a dead-man did, for the
+    operator who finds the host later. Best effort: no /dev/kmsg, no line."""
+    try:
+        with open("/dev/kmsg", "w") as f:
+            f.write(f"<5>ctdrill: {line}\n")
+    except OSError:
+        pass
 
 
 # ------------------------------------------------------------------ real effects
@@ -82,8 +111,11 @@ def start_systemd_timer(argv: Sequence[str], unit: str, ttl_s: float, d: str) ->
 
 def start_detached(argv: Sequence[str], unit: str, ttl_s: float, d: str) -> Json:
     """A process in its own session that sleeps to the deadline (no systemd here)."""
+    # without the run's id: the dead-man is not a process of the run it stops
+    env = {k: v for k, v in os.environ.items() if k != RUN_ID_VARIABLE}
     proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
+                            stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True,
+                            env=env)
     with open(os.path.join(d, "pid"), "w") as f:
         f.write(f"{proc.pid}\n")
     return {"mechanism": "detached-process", "pid": proc.pid}
@@ -101,14 +133,18 @@ class HostEnv:
 
     def __init__(self, proc_sys: str = PROC_SYS, run_dir: str | None = None,
                  nft: NftRunner = run_nft, timer: TimerStarter = start_timer,
-                 clock: Callable[[], float] = time.time,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = boot_clock,
+                 sleep: Callable[[float], None] = time.sleep,
+                 log: Callable[[str], None] = kernel_log,
+                 proc: str = "/proc") -> None:
         self.proc_sys = proc_sys.rstrip("/") + "/"
         self.run_dir = run_dir if run_dir is not None else default_run_dir()
         self.nft = nft
         self.timer = timer
         self.clock = clock
         self.sleep = sleep
+        self.log = log
+        self.proc = proc
 
 
 def _env(env: HostEnv | None) -> HostEnv:
@@ -296,15 +332,165 @@ def revert_verified(run_id: str, plan: Json, expected: Json,
     One sequence on the host keeps the order: a host that is not provably back keeps
     its dead-man switch armed and its lock. Returns (verified, the module's result).
     """
+    stopped = stop_run_processes(run_id, env)
     result = revert(plan, env)
     touched = list(plan.get("sysctl", {}))
     diffs = compare(expected, snapshot(touched, env), touched=touched)
-    out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]))
+    out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]),
+               stopped=stopped)
     if result["errors"] or diffs:
         return False, out
     out.update(verified=True, deadman=deadman_disarm(run_id, env),
                unlocked=lock_release(run_id, env))
     return True, out
+
+
+def revert_fenced(run_id: str, plan: Json, expected: Json,
+                  env: HostEnv | None = None) -> tuple[bool, Json]:
+    """The revert a journal asks for, done only while `run_id` owns the host.
+
+    Another run's lock: refuse (Fenced), that run's changes are not ours to undo. No
+    lock at all: nothing of this run is left here (the lock is released only after a
+    verified revert, by the orchestrator or by the dead-man), so report what the dead-man
+    recorded, tidy its directory and count the host as back. Our lock: revert, verify,
+    then disarm and unlock.
+    """
+    env = _env(env)
+    with host_mutex(env):
+        holder = lock_holder(env)
+        if holder is not None and holder.get("run_id") != run_id:
+            raise Fenced(f"this host is held by drill run {holder.get('run_id')}, not by "
+                         f"{run_id}: nothing was changed", holder)
+        if holder is None:
+            recorded = read_result(run_id, env)
+            return True, {"restored": {}, "deleted": [], "errors": [], "diffs": [],
+                          "changed": False, "verified": True, "not_held": True,
+                          "deadman": dict(deadman_disarm(run_id, env), fired=recorded)}
+        return revert_verified(run_id, plan, expected, env)
+
+
+# ------------------------------------------------------------------ payload, fencing
+
+def decode_payload(payload_b64: str, host: str) -> Json:
+    """This host's part of a run's payload.
+
+    The orchestrator sends everything a play needs as ONE base64 JSON string, never as
+    Ansible variables: Ansible treats extra vars as templates, and a spec or a host
+    must never be able to run code through one. Shape: {"run_id", "common": {...},
+    "hosts": {HOST: {...}}}; the host's part wins over common.
+    """
+    try:
+        data = json.loads(base64.b64decode(payload_b64.encode("ascii"), validate=True))
+        part: Json = dict(data.get("common", {}))
+        part.update(data.get("hosts", {}).get(host, {}))
+        part["run_id"] = str(data["run_id"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise HostError(f"unreadable ctdrill payload ({exc})") from exc
+    return part
+
+
+def mutex_path(env: HostEnv | None = None) -> str:
+    return os.path.join(_env(env).run_dir, "mutex", f"netns-{netns_inode()}")
+
+
+@contextlib.contextmanager
+def host_mutex(env: HostEnv | None = None) -> Iterator[None]:
+    """One host operation at a time: apply, revert and a firing dead-man never interleave
+    (a dead-man and a late revert racing on `nft delete table`, a late apply slipping in
+    between a dead-man's revert and its verification)."""
+    path = mutex_path(env)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def lock_holder(env: HostEnv | None = None) -> Json | None:
+    """Who holds this host's drill lock, or None. An unreadable lock still holds."""
+    try:
+        with open(lock_path(env)) as f:
+            holder = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"run_id": "unknown"}
+    return holder if isinstance(holder, dict) else {"run_id": "unknown"}
+
+
+def fence(run_id: str, env: HostEnv | None = None) -> None:
+    """Raise Fenced unless `run_id` holds this host's lock and its dead-man has not fired:
+    a stale apply, an orphaned playbook or another run's journal then changes nothing."""
+    holder = lock_holder(env)
+    if holder is None or holder.get("run_id") != run_id:
+        who = f"drill run {holder.get('run_id')}" if holder else "no run"
+        raise Fenced(f"run {run_id} does not own this host ({who} holds its lock)",
+                     holder)
+    if read_result(run_id, env) is not None or os.path.exists(
+            os.path.join(deadman_dir(run_id, env), "result.json")):
+        raise Fenced(f"the dead-man of run {run_id} already fired here", holder)
+
+
+def run_processes(run_id: str, env: HostEnv | None = None) -> list[int]:
+    """Processes of `run_id` in this network namespace (they carry CTDRILL_RUN_ID)."""
+    env = _env(env)
+    mark = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    here = netns_inode()
+    found = []
+    for name in os.listdir(env.proc):
+        pid = as_pid(name) if name.isdigit() else None
+        if pid is None or pid == os.getpid():
+            continue
+        try:
+            with open(os.path.join(env.proc, name, "environ"), "rb") as f:
+                environ = f.read().split(b"\0")
+            if mark in environ and os.stat(
+                    os.path.join(env.proc, name, "ns", "net")).st_ino == here:
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def stop_run_processes(run_id: str, env: HostEnv | None = None) -> list[int]:
+    """SIGKILL every process of the run still here (an orphaned apply, an agent) and
+    wait until they are gone, so nothing of the run acts after its revert."""
+    env = _env(env)
+    pids = run_processes(run_id, env)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    for _ in range(250):
+        if not any(pid_alive(pid) for pid in pids):
+            break
+        env.sleep(0.02)
+    return pids
+
+
+def result_path(run_id: str, env: HostEnv | None = None) -> str:
+    return os.path.join(_env(env).run_dir, "results", f"{run_id}-netns-{netns_inode()}.json")
+
+
+def read_result(run_id: str, env: HostEnv | None = None) -> Json | None:
+    """What the run's dead-man recorded here after firing, if it did."""
+    try:
+        with open(result_path(run_id, env)) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json_atomic(path: str, data: Json) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
 
 
 # ------------------------------------------------------------------ lock
@@ -325,11 +511,16 @@ def as_pid(value: object) -> int | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether the process still runs; a zombie (exited, not yet reaped) does not."""
     try:
         os.kill(pid, 0)
-        return True
     except OSError:
         return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def lock_acquire(owner: Json, env: HostEnv | None = None) -> tuple[bool, Json]:
@@ -394,8 +585,10 @@ def own_source() -> str:
         return data.decode()
 
 
-def deadman_arm(run_id: str, plan: Json, ttl_s: float, env: HostEnv | None = None) -> Json:
-    """Leave a revert script and a timer that fires at now + ttl_s unless disarmed."""
+def deadman_arm(run_id: str, plan: Json, ttl_s: float, env: HostEnv | None = None,
+                expected: Json | None = None) -> Json:
+    """Leave a revert script, the plan, the snapshot to verify against and a timer that
+    fires at now + ttl_s (boot clock) unless disarmed."""
     env = _env(env)
     d = deadman_dir(run_id, env)
     os.makedirs(d, exist_ok=True)
@@ -404,6 +597,8 @@ def deadman_arm(run_id: str, plan: Json, ttl_s: float, env: HostEnv | None = Non
         f.write(own_source())
     with open(os.path.join(d, "plan.json"), "w") as f:
         json.dump(plan, f)
+    with open(os.path.join(d, "run.json"), "w") as f:
+        json.dump({"run_id": run_id, "expected": expected}, f)
     deadline = env.clock() + float(ttl_s)
     with open(os.path.join(d, "deadline"), "w") as f:
         f.write(f"{deadline:f}\n")
@@ -449,9 +644,7 @@ def deadman_disarm(run_id: str, env: HostEnv | None = None) -> Json:
     if os.path.exists(result):
         with open(result) as f:
             fired = json.load(f)
-    for name in os.listdir(d):
-        os.unlink(os.path.join(d, name))
-    os.rmdir(d)
+    remove_dir(d)
     return {"armed": True, "fired": fired}
 
 
@@ -468,7 +661,7 @@ def deadman_status(run_id: str, env: HostEnv | None = None) -> Json:
 
 
 def deadman_wait(d: str, now: bool = False, env: HostEnv | None = None) -> int:
-    """The timer itself: sleep to the deadline unless disarmed, then revert and record."""
+    """The timer itself: sleep to the deadline unless disarmed, then fire."""
     env = _env(env)
     disarmed = os.path.join(d, "disarmed")
     if not now:
@@ -478,17 +671,64 @@ def deadman_wait(d: str, now: bool = False, env: HostEnv | None = None) -> int:
             if os.path.exists(disarmed):
                 return 0
             env.sleep(min(0.5, max(0.0, deadline - env.clock())))
-    if os.path.exists(disarmed):
-        return 0
-    with open(os.path.join(d, "plan.json")) as f:
-        plan = json.load(f)
+    return deadman_fire(d, env)
+
+
+def deadman_fire(d: str, env: HostEnv) -> int:
+    """Finish the job unattended: stop the run's processes, revert, verify against the
+    snapshot, record the outcome (a result file and a kernel-log line) and, when
+    verified, release the run's lock and remove the switch, so the next drill runs
+    with no human in between. Unverified: the lock stays and the result says why."""
+    with host_mutex(env):
+        if os.path.exists(os.path.join(d, "disarmed")):
+            return 0
+        with open(os.path.join(d, "plan.json")) as f:
+            plan = json.load(f)
+        meta = _deadman_meta(d)
+        run_id = str(meta.get("run_id", os.path.basename(d).rsplit("-", 1)[0]))
+        holder = lock_holder(env)
+        if holder is not None and holder.get("run_id") != run_id:
+            result: Json = {"verified": False, "fenced": True, "holder": holder,
+                            "errors": [f"the host is held by run {holder.get('run_id')}"]}
+        else:
+            result = _revert_and_verify(run_id, plan, meta.get("expected"), env)
+        result.update(run_id=run_id, fired_at=time.time(), fired_boot_s=env.clock())
+        write_json_atomic(os.path.join(d, "result.json"), result)
+        if result["verified"]:
+            write_json_atomic(result_path(run_id, env), result)
+            lock_release(run_id, env)
+            remove_dir(d)
+        problems = "; ".join(result.get("errors", []) + result.get("diffs", []))
+        env.log(f"dead-man of drill run {run_id} fired: reverted and verified" if
+                result["verified"] else f"dead-man of drill run {run_id} fired: NOT "
+                f"verified ({problems}); the drill lock stays")
+        return 0 if result["verified"] else 1
+
+
+def _deadman_meta(d: str) -> Json:
+    try:
+        with open(os.path.join(d, "run.json")) as f:
+            meta = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _revert_and_verify(run_id: str, plan: Json, expected: Json | None,
+                       env: HostEnv) -> Json:
+    stopped = stop_run_processes(run_id, env)
     result = revert(plan, env)
-    result["fired_at"] = env.clock()
-    tmp = os.path.join(d, "result.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(result, f)
-    os.rename(tmp, os.path.join(d, "result.json"))
-    return 0 if not result["errors"] else 1
+    touched = list(plan.get("sysctl", {}))
+    diffs = (compare(expected, snapshot(touched, env), touched=touched)
+             if expected else ["no snapshot to verify against"])
+    return dict(result, diffs=diffs, stopped=stopped,
+                verified=not result["errors"] and not diffs)
+
+
+def remove_dir(d: str) -> None:
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    os.rmdir(d)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -192,7 +192,10 @@ def test_replay_profile_is_followed(lab: LabUp, tmp_path: Path) -> None:
     finally:
         stream.close()
         reader.join(timeout=3)
-    assert result["flows"] == sum(r * bin_s for r in rates)
+    # every flow of the profile is sent or, after a stall on a busy machine, reported as
+    # shortfall (the pacer forgives debt rather than bursting): the count is truthful
+    assert result["requested"] == sum(r * bin_s for r in rates)
+    assert result["flows"] + result["shortfall"] == result["requested"], result
     achieved = [(_count_at(samples, started + (i + 1) * bin_s)
                  - _count_at(samples, started + i * bin_s)) / bin_s for i in range(len(rates))]
     r = statistics.correlation(rates, achieved)

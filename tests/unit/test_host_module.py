@@ -8,6 +8,7 @@ The one real process is the dead-man script itself, fed an empty plan.
 from __future__ import annotations
 
 import ast
+import base64
 import importlib.util
 import inspect
 import json
@@ -85,6 +86,13 @@ class FakeTimer:
         return {"mechanism": "fake", "unit": unit}
 
 
+class KernelLog(list[str]):
+    """Stands in for /dev/kmsg: the lines a dead-man would leave in the kernel log."""
+
+    def __call__(self, line: str) -> None:
+        self.append(line)
+
+
 class Clock:
     """A clock that moves only when the code under test sleeps."""
 
@@ -116,6 +124,7 @@ def make_env(tmp_path: Path, values: dict[str, str] | None = None, read_only: Se
                                                        UDP: "30", COUNT: "7"},
               read_only=read_only or (COUNT,))
     kw.setdefault("timer", FakeTimer())
+    kw.setdefault("log", KernelLog())
     return host.HostEnv(proc_sys=str(proc), run_dir=str(tmp_path / "run"),
                         nft=nft if nft is not None else FakeNft(), **kw)
 
@@ -198,7 +207,7 @@ def test_revert_order_puts_buckets_first_and_keeps_the_plan_order_otherwise() ->
     assert host.revert_order([MAX, acct, BUCKETS]) == [BUCKETS, MAX, acct]
 
 
-FAILURE_KEYS = {"restored", "deleted", "errors", "diffs", "changed"}
+FAILURE_KEYS = {"restored", "deleted", "errors", "diffs", "changed", "stopped"}
 
 
 def armed_drill(env: Any, run_id: str = "r1") -> dict[str, Any]:
@@ -206,7 +215,7 @@ def armed_drill(env: Any, run_id: str = "r1") -> dict[str, Any]:
     assert host.lock_acquire(owner(run_id), env)[0]
     before = host.snapshot([UDP], env)
     plan = {"sysctl": {UDP: "30", MAX: "262144"}, "nft_tables": [["inet", "ctd_drill"]]}
-    host.deadman_arm(run_id, plan, 60, env)
+    host.deadman_arm(run_id, plan, 60, env, expected=before)
     host.write_sysctl(UDP, "10", env)
     host.write_sysctl(MAX, "4096", env)
     host.nft_apply_table("inet", "ctd_drill", "chain c { }", env)
@@ -328,23 +337,50 @@ def test_arming_leaves_the_script_the_plan_and_the_deadline_and_starts_a_timer(
     assert host.deadman_status("r1", env) == {"armed": True, "dir": str(d)}
 
 
-@pytest.mark.parametrize(("read_only", "code"), [((COUNT,), 0), ((COUNT, UDP), 1)])
-def test_the_deadman_sleeps_to_its_deadline_then_reverts_and_records(
-        tmp_path: Path, read_only: tuple[str, ...], code: int) -> None:
+def test_the_deadman_sleeps_to_its_deadline_reverts_verifies_and_frees_the_host(
+        tmp_path: Path) -> None:
+    """Unattended: the next drill can lock the host without anybody running a revert."""
     clock = Clock(1000.0)
     env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
-    host.deadman_arm("r1", {"sysctl": {UDP: "30"}, "nft_tables": []}, 2, env)
-    host.write_sysctl(UDP, "10", env)
-    for key in read_only:
-        Path(host.key_path(key, env)).chmod(0o444)
-    assert host.deadman_wait(host.deadman_dir("r1", env), env=env) == code
-    assert clock.now >= 1002.0 and max(clock.slept) <= 0.5
+    drill = armed_drill(env)
+    d = host.deadman_dir("r1", env)
+    assert host.deadman_wait(d, env=env) == 0
+    assert clock.now >= 1060.0 and max(clock.slept) <= 0.5
+    assert host.snapshot([UDP], env)["sysctl"] == drill["expected"]["sysctl"]
+    fired = host.read_result("r1", env)
+    assert fired is not None and fired["verified"] and fired["fired_boot_s"] == clock.now
+    assert fired["restored"] and fired["deleted"] == ["inet ctd_drill"]
+    assert not os.path.exists(d) and host.lock_holder(env) is None
+    assert host.lock_acquire(owner("r2"), env)[0]  # the next drill
+    assert env.log == ["dead-man of drill run r1 fired: reverted and verified"]
+
+
+def test_a_deadman_that_cannot_verify_keeps_the_lock_and_says_why(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    armed_drill(env)
+    Path(host.key_path(UDP, env)).chmod(0o444)  # cannot be put back
+    d = host.deadman_dir("r1", env)
+    assert host.deadman_wait(d, env=env) == 1
     fired = host.deadman_status("r1", env)["fired"]
-    assert fired["fired_at"] == clock.now
-    assert (host.read_sysctl(UDP, env) == "30") is (code == 0)
-    assert bool(fired["errors"]) is (code == 1)
-    assert host.deadman_disarm("r1", env) == {"armed": True, "fired": fired}
-    assert host.deadman_status("r1", env) == {"armed": False}
+    assert fired["verified"] is False and fired["errors"]
+    assert host.lock_holder(env)["run_id"] == "r1"  # type: ignore[index]
+    assert host.read_result("r1", env) is None
+    assert "NOT verified" in env.log[0] and "the drill lock stays" in env.log[0]
+    with pytest.raises(host.Fenced, match="already fired"):
+        host.fence("r1", env)  # a late apply of the same run changes nothing
+
+
+def test_a_deadman_never_reverts_a_host_another_run_holds(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    host.deadman_arm("r1", {"sysctl": {UDP: "30"}, "nft_tables": []}, 1, env,
+                     expected=host.snapshot([UDP], env))
+    assert host.lock_acquire(owner("r2"), env)[0]
+    host.write_sysctl(UDP, "10", env)  # r2's change
+    assert host.deadman_wait(host.deadman_dir("r1", env), env=env) == 1
+    assert host.read_sysctl(UDP, env) == "10"
+    assert host.deadman_status("r1", env)["fired"]["fenced"] is True
 
 
 def test_a_deadman_disarmed_before_its_deadline_reverts_nothing(tmp_path: Path) -> None:
@@ -368,14 +404,16 @@ def test_a_deadman_disarmed_before_its_deadline_reverts_nothing(tmp_path: Path) 
 
 
 def test_the_copied_script_runs_standalone_and_fires_after_its_deadline(tmp_path: Path) -> None:
-    env = make_env(tmp_path, clock=lambda: 0.0)  # deadline = 60 s after the epoch: long past
-    host.deadman_arm("r1", {"sysctl": {}, "nft_tables": []}, 60, env)
+    env = make_env(tmp_path, clock=lambda: 0.0)  # deadline = 60 s after boot: long past
+    host.deadman_arm("r1", {"sysctl": {}, "nft_tables": []}, 60, env)  # no snapshot given
     d = host.deadman_dir("r1", env)
     run = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py"), "deadman", d],
-                         capture_output=True, text=True, timeout=60, check=False)
-    assert run.returncode == 0, run.stderr
+                         capture_output=True, text=True, timeout=60, check=False,
+                         env=dict(os.environ, CTDRILL_RUN_DIR=str(tmp_path / "run")))
+    assert run.returncode == 1, run.stderr  # fired, but had nothing to verify against
     fired = json.loads(Path(d, "result.json").read_text())
-    assert fired["errors"] == [] and fired["restored"] == {} and fired["fired_at"] > 60
+    assert fired["errors"] == [] and fired["restored"] == {} and fired["fired_boot_s"] > 60
+    assert fired["diffs"] == ["no snapshot to verify against"] and not fired["verified"]
     usage = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py")],
                            capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2 and usage.stderr.startswith("usage:")
@@ -440,3 +478,72 @@ def test_each_ansible_module_calls_ctdrill_host_as_it_is_defined(path: Path) -> 
             inspect.signature(getattr(host, call.func.id)).bind(*args, **kwargs)
         except TypeError as exc:
             pytest.fail(f"{path.name}:{call.lineno}: {call.func.id}(...): {exc}")
+
+
+# ------------------------------------------------------------------ payload and fencing
+
+
+def encode(data: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(data).encode()).decode()
+
+
+def test_the_payload_is_data_the_host_part_wins_and_templates_stay_text() -> None:
+    evil = "{{ lookup('pipe', 'id > /tmp/x') }}30"
+    payload = encode({"run_id": "r1", "common": {"ttl_s": 60, "x": 1},
+                      "hosts": {"gw": {"x": 2, "sysctl": {UDP: evil}}}})
+    assert host.decode_payload(payload, "gw") == {"run_id": "r1", "ttl_s": 60, "x": 2,
+                                                  "sysctl": {UDP: evil}}
+    assert host.decode_payload(payload, "venue") == {"run_id": "r1", "ttl_s": 60, "x": 1}
+    for bad in ("not base64!", encode({"common": {}}), base64.b64encode(b"\xff").decode()):
+        with pytest.raises(host.HostError, match="unreadable ctdrill payload"):
+            host.decode_payload(bad, "gw")
+
+
+def test_only_the_lock_holder_passes_the_fence(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    with pytest.raises(host.Fenced, match="no run holds its lock"):
+        host.fence("r1", env)
+    assert host.lock_acquire(owner("r2"), env)[0]
+    with pytest.raises(host.Fenced, match="drill run r2 holds its lock") as caught:
+        host.fence("r1", env)
+    assert caught.value.holder["run_id"] == "r2"
+    host.fence("r2", env)
+
+
+def test_a_revert_of_another_runs_journal_changes_nothing(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    old = armed_drill(env, "old")
+    host.revert_verified("old", old["plan"], old["expected"], env)
+    live = armed_drill(env, "live")
+    state = host.snapshot([UDP], env)
+    with pytest.raises(host.Fenced, match="held by drill run live"):
+        host.revert_fenced("old", old["plan"], old["expected"], env)
+    assert host.snapshot([UDP], env) == state
+    assert host.lock_holder(env)["run_id"] == "live"  # type: ignore[index]
+    assert host.revert_fenced("live", live["plan"], live["expected"], env)[0]
+
+
+def test_a_revert_after_the_deadman_reports_what_it_did(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    drill = armed_drill(env)
+    host.deadman_wait(host.deadman_dir("r1", env), env=env)
+    verified, out = host.revert_fenced("r1", drill["plan"], drill["expected"], env)
+    assert verified and out["not_held"] and not out["changed"]
+    assert out["deadman"]["fired"]["verified"] is True
+
+
+def test_the_runs_own_processes_here_are_stopped(tmp_path: Path) -> None:
+    env = make_env(tmp_path)
+    mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                            env=dict(os.environ, CTDRILL_RUN_ID="r-stop"))
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+                             env=dict(os.environ, CTDRILL_RUN_ID="r-other"))
+    try:
+        assert host.stop_run_processes("r-stop", env) == [mine.pid]
+        assert mine.wait(timeout=30) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (mine, other):
+            p.kill()
+            p.wait()
