@@ -249,8 +249,9 @@ def key_metrics(result: ObservationResult, spec: DrillSpec) -> dict[str, dict[st
             "ctr_max": max(w.ctr for w in ws),
             "nfd_per_s_max": max(w.nfd_per_s for w in ws),
             "hcp95_max": float(max(w.hcp95 for w in ws)),
-            "drops": float(sum(w.drops for w in ws)),
-            "table_full_events": float(sum(w.table_full_events for w in ws)),
+            "drops": float(result.totals.get(host, {}).get("drops", 0)),
+            "table_full_events": float(result.totals.get(host, {}).get(
+                "table_full_events", 0)),
         }
     if spec.probe is not None and result.messages:
         msgs = result.messages

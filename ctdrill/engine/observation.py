@@ -62,6 +62,8 @@ class ObservationResult:
     coverage: CoveragePolicy = field(default_factory=CoveragePolicy)
     lost: list[dict[str, Any]] = field(default_factory=list)
     """Every `target_lost` record, as journaled."""
+    totals: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per host: new-flow drops and table-full events over the whole observation."""
 
     def pressure(self) -> list[PressureSample]:
         """The worst pressure across observed hosts at each window, in time order."""
@@ -256,6 +258,7 @@ class _Window:
         self.observer.close()
         self._flush()
         result.history = self.observer.history
+        result.totals = self.observer.totals
         result.arrivals = self.observer.arrivals
         result.transitions = {n: m.transitions for n, m in self.machines.items()}
         result.final_regime = {n: m.regime.value for n, m in self.machines.items()}

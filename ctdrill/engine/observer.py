@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ctdrill.engine.coverage import stall_after_s
-from ctdrill.metrics.conntrack import WindowMetrics
+from ctdrill.metrics.conntrack import WindowMetrics, counter_delta
 from ctdrill.metrics.window import SlidingWindow
 from ctdrill.targets.target import Target
 from ctdrill.telemetry.protocol import Sample
@@ -79,6 +79,11 @@ class Observer:
         self._last_t: dict[str, float] = {}
         self._changes: list[Change] = []
         self.history: dict[str, list[WindowMetrics]] = {t.name: [] for t in targets}
+        self.totals: dict[str, dict[str, int]] = {
+            t.name: {"drops": 0, "table_full_events": 0} for t in targets}
+        """Counts over the whole observation, from consecutive samples (windows overlap:
+        summing their counts would count each drop once per window it falls in)."""
+        self._previous: dict[str, Sample] = {}
         self.arrivals: dict[str, list[float]] = {t.name: [] for t in targets}
         """Orchestrator wall-clock arrival (Sample.received) of every sample, per host."""
         self.ended: set[str] = set()
@@ -138,10 +143,18 @@ class Observer:
             self._changes.append(TargetResumed(host, lost.silent_s))
         self._last_t[host] = sample.t
         self.arrivals[host].append(sample.received)
+        self._count(host, sample)
         m = self._windows[host].push(sample)
         if m is not None:
             self.history[host].append(m)
         return Observation(host, sample, m)
+
+    def _count(self, host: str, sample: Sample) -> None:
+        before = self._previous.get(host)
+        if before is not None:
+            self.totals[host]["drops"] += counter_delta(before.stat, sample.stat, "drop")
+        self.totals[host]["table_full_events"] += len(sample.events)
+        self._previous[host] = sample
 
     def _ended(self, host: str) -> None:
         self.ended.add(host)

@@ -19,6 +19,7 @@ from ctdrill.spec.models import DrillSpec
 HZ = 20.0
 POLICY = CoveragePolicy(max_gap_s=0.5)  # the pinned 3-period, 0.5 s limit at HZ
 
+
 @pytest.fixture(autouse=True)
 def pinned_stall_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     """The arithmetic below is written for a 3-period, 0.5 s stall limit; the shipped
@@ -27,7 +28,6 @@ def pinned_stall_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cov, "STALL_PERIODS", 3)
     monkeypatch.setattr(cov, "STALL_FLOOR_S", 0.5)
-
 
 
 def spec(**kw: Any) -> DrillSpec:

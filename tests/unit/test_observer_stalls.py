@@ -19,9 +19,10 @@ from ctdrill.engine.observer import Change, Observer, TargetLost, TargetResumed
 from ctdrill.engine.signals import StopRequested, StopSignals
 from ctdrill.errors import EnvironmentProblem
 from ctdrill.targets.target import Target
-from ctdrill.telemetry.protocol import Hello, Sample
+from ctdrill.telemetry.protocol import Hello, Sample, TableFullEvent
 
 HANG = 10.0  # bounds a hang only
+
 
 @pytest.fixture(autouse=True)
 def pinned_stall_limit(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -31,7 +32,6 @@ def pinned_stall_limit(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(cov, "STALL_PERIODS", 3)
     monkeypatch.setattr(cov, "STALL_FLOOR_S", 0.5)
-
 
 
 class Clock:
@@ -221,3 +221,21 @@ def test_a_resumed_host_is_journaled(tmp_path: Path) -> None:
     react_to_changes([TargetResumed("gw", 0.8)], ["gw"], {}, {"gw"}, j, StopSignals(),
                      lambda _m: None)
     assert kinds(j) == ["target_resumed"]
+
+
+def test_totals_count_each_drop_once_although_windows_overlap() -> None:
+    """20 Hz samples in 1 s windows: every drop lies in ~20 windows, but counts once."""
+    obs, streams, _clock = observer_of("gw")
+    event = TableFullEvent(kts_us=1, message="nf_conntrack: table full in netns 1")
+    try:
+        for i in range(60):  # 3 s, 7 drops per sample after the first, one event each 10th
+            streams["gw"]._items.put(Sample(
+                seq=i, t=5.0 + i / 20, received=5.0 + i / 20, count=10, max=100, buckets=16,
+                stat={"drop": 1000 + 7 * i}, events=(event,) if i % 10 == 0 else ()))
+        seen = 0
+        while seen < 60:
+            seen += len(obs.poll(HANG))
+        assert obs.totals["gw"] == {"drops": 7 * 59, "table_full_events": 6}
+        assert sum(w.drops for w in obs.history["gw"]) > 7 * 59  # what summing windows gave
+    finally:
+        obs.close()
