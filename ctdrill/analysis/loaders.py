@@ -5,7 +5,7 @@ validated into the canonical arrays of `data`, with one clear error per problem.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ REGIME_PRESSURE = {
     "CT_SAFE_CONTAIN": {"ctr": 1.0, "nfd_per_s": 1.0},
 }
 JSONL = (".jsonl", ".ndjson", ".json")
+# The one drill journal record kind that carries telemetry (engine/observation.py).
+JOURNAL_SAMPLES = "samples"
 
 
 def read_table(path: Path, what: str) -> Any:
@@ -177,29 +179,54 @@ def _sort_order(host: I64, t: F64) -> I64:
     return np.asarray(np.lexsort((t, host)), dtype=np.int64)
 
 
-def _json_rows(path: Path) -> list[dict[str, Any]]:
-    """Flat sample rows from a drill journal, `observe --json` lines or flat JSON lines."""
-    rows: list[dict[str, Any]] = []
-    seen_up: set[Any] = set()
-    with path.open() as fh:
-        lines = fh.read().splitlines()
+def _journal_samples(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """One drill journal `samples` record -> rows. A batch entry's `metrics` is the window
+    ending at that sample (the first sample of a stream has none yet)."""
+    rows = []
+    for entry in rec.get("samples") or []:
+        m = entry.get("metrics") if isinstance(entry, dict) else None
+        if isinstance(m, dict):
+            rows.append({"host": rec.get("host"), "t": m.get("t"), "ctr": m.get("ctr"),
+                         "nfd_per_s": m.get("nfd_per_s")})
+    return rows
+
+
+def _json_records(path: Path) -> list[Any]:
+    """Every JSON value, one per line; a torn last line (a crashed writer) is left out."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read timeline {path}: {exc.strerror}",
+                           "pass a readable file") from exc
+    records = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            records.append(json.loads(line))
         except ValueError as exc:
-            if i == len(lines) - 1:  # a torn last line, as a crashed writer leaves
+            if i == len(lines) - 1:
                 break
             raise InvalidInput(f"{path} line {i + 1} is not JSON",
                                "pass JSON lines, a drill journal, a CSV or Parquet") from exc
+    return records
+
+
+def _json_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Flat sample rows from a drill journal, `observe --json` lines, watch transitions or
+    flat JSON lines, and whether the file was a drill journal. Each line is read by what
+    it is: a journal record (it has `type`) only when its kind is `samples`; the run's
+    other records (start, verdicts, the `metrics` summary, end) are not samples."""
+    rows: list[dict[str, Any]] = []
+    seen_up: set[Any] = set()
+    journal = False
+    for rec in _json_records(path):
         if not isinstance(rec, dict):
             continue
-        if rec.get("type") == "samples":  # drill journal batch
-            for entry in rec.get("samples") or []:
-                m = entry.get("metrics") if isinstance(entry, dict) else None
-                if m:
-                    rows.append({"host": rec.get("host"), **m})
+        if "type" in rec:  # drill journal (ctdrill/engine/journal.py)
+            journal = True
+            if rec["type"] == JOURNAL_SAMPLES:
+                rows.extend(_journal_samples(rec))
         elif rec.get("event") == "transition" or (
                 rec.get("event") == "target_up" and rec.get("host") not in seen_up):
             # watch: the regime holds until the next transition; the machine starts healthy
@@ -207,44 +234,82 @@ def _json_rows(path: Path) -> list[dict[str, Any]]:
             state = rec.get("to_state", "CT_HEALTHY")
             rows.append({"host": rec.get("host"), "t": rec.get("t"), "_step": True,
                          **REGIME_PRESSURE.get(state, REGIME_PRESSURE["CT_PRESSURED"])})
+        elif "event" in rec:
+            continue
         elif "metrics" in rec:  # observe --json
             if rec["metrics"]:
                 rows.append({"host": rec.get("target", rec.get("host")), **rec["metrics"]})
-        elif "type" not in rec and "event" not in rec and (
-                "t" in rec or "time" in rec or "timestamp" in rec):
+        elif "t" in rec or "time" in rec or "timestamp" in rec:
             rows.append(rec)
+    return rows, journal
+
+
+def _json_timeline(path: Path) -> Timeline | None:
+    """A JSON-lines file as a Timeline; None for a drill journal without samples."""
+    rows, journal = _json_rows(path)
     if not rows:
+        if journal:
+            return None
         raise InvalidInput(f"{path} holds no pressure samples",
                            "pass a drill journal, `ctdrill observe --json` output, or "
                            "JSON lines with host, t, ctr and nfd_per_s")
-    return rows
+    df = _lower_columns(pd.DataFrame(rows))
+    if "drops" in df.columns and "nfd_per_s" in df.columns:
+        df = df.drop(columns=["drops"])  # observe metrics carry both; prefer the rate
+    step = "_step" in df.columns
+    if step and df["_step"].isna().any():
+        raise InvalidInput(f"{path} mixes watch transitions with samples",
+                           "pass the transitions stream and samples as separate "
+                           "runs of analyze")
+    tl = timeline_from_frame(df.drop(columns=["_step"], errors="ignore"), str(path))
+    return replace(tl, step=step)
 
 
-def load_timeline(paths: Sequence[Path]) -> Timeline:
-    """One Timeline from one or more files (e.g. several drill journals)."""
-    frames = []
-    steps = []
+def merge_timelines(parts: Sequence[Timeline], source: str) -> Timeline:
+    """Several timelines as one: hosts joined by name, rows sorted by (host, t). Each part
+    was normalised on its own (a drop counter is differenced within its own file)."""
+    if len({p.step for p in parts}) > 1:
+        raise InvalidInput("the timelines mix watch transitions with sampled files",
+                           "analyze one kind at a time")
+    if len(parts) == 1:
+        return replace(parts[0], source=source)
+    hosts = tuple(sorted({h for p in parts for h in p.hosts}))
+    index = {h: i for i, h in enumerate(hosts)}
+    host = np.concatenate([np.repeat(np.array([index[h] for h in p.hosts], dtype=np.int64),
+                                     np.diff(p.offsets)) for p in parts])
+    t = np.concatenate([p.t for p in parts])
+    order = _sort_order(host, t)
+    host = host[order]
+    offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
+    return Timeline(source, hosts, offsets, t[order],
+                    np.concatenate([p.ctr for p in parts])[order],
+                    np.concatenate([p.nfd_per_s for p in parts])[order], step=parts[0].step)
+
+
+def load_timeline(paths: Sequence[Path],
+                  skipped: Callable[[Path, str], None] | None = None) -> Timeline:
+    """One Timeline from one or more files: drill journals, sample files and JSON lines,
+    mixed freely (watch transitions excepted). Among several files, a drill journal
+    without samples (a run refused or stopped before observing) is passed to `skipped`
+    and left out, so `runs/*/journal.jsonl` works; alone, it is an error."""
+    parts: list[Timeline] = []
+    empty: list[Path] = []
     for path in paths:
         if not path.is_file():
             raise InvalidInput(f"timeline {path} does not exist", "pass an existing file")
         if path.suffix.lower() in JSONL:
-            df = _lower_columns(pd.DataFrame(_json_rows(path)))
-            if "drops" in df.columns and "nfd_per_s" in df.columns:
-                df = df.drop(columns=["drops"])  # journal metrics carry both; prefer the rate
-            step = "_step" in df.columns
-            if step and df["_step"].isna().any():
-                raise InvalidInput(f"{path} mixes watch transitions with samples",
-                                   "pass the transitions stream and samples as separate "
-                                   "runs of analyze")
-            df = df.drop(columns=["_step"], errors="ignore")
+            part = _json_timeline(path)
+            if part is None:
+                empty.append(path)
+                continue
         else:
-            df, step = read_table(path, "timeline"), False
-        frames.append(_lower_columns(df))
-        steps.append(step)
-    if len(set(steps)) > 1:
-        raise InvalidInput("the timelines mix watch transitions with sampled files",
-                           "analyze one kind at a time")
-    source = ", ".join(str(p) for p in paths)
-    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    tl = timeline_from_frame(frame, source)
-    return replace(tl, step=steps[0])
+            part = timeline_from_frame(read_table(path, "timeline"), str(path))
+        parts.append(part)
+    if not parts:
+        raise InvalidInput(f"{', '.join(str(p) for p in empty)}: no pressure samples "
+                           "(the run observed nothing)",
+                           "pass the journal of a run that reached its observation")
+    for path in empty:
+        if skipped is not None:
+            skipped(path, "a drill journal without samples")
+    return merge_timelines(parts, ", ".join(str(p) for p in paths))

@@ -4,23 +4,23 @@ JSON + Markdown + HTML, shows a table."""
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 from rich.table import Table
 
-from ctdrill.analysis.loaders import load_orders, load_timeline
-from ctdrill.analysis.pipeline import Config
-from ctdrill.analysis.pipeline import analyze as run_analysis
-from ctdrill.analysis.report import render_html, render_markdown, tables
-from ctdrill.analysis.results import AnalysisResult
-from ctdrill.analysis.timeparse import to_epoch_seconds
-from ctdrill.cli.common import console, handle_errors, print_json
+from ctdrill.cli.common import console, err_console, handle_errors, print_json
 from ctdrill.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from ctdrill.analysis.results import AnalysisResult
+
+# pandas, numpy, scipy and statsmodels (ctdrill.analysis) are imported inside the
+# functions below: only `analyze` pays for them, not every command (docs/BENCH-cli.md).
 
 
 def _finite(obj: Any) -> Any:
@@ -36,6 +36,8 @@ def _finite(obj: Any) -> Any:
 
 def write_reports(result: AnalysisResult, out: Path) -> dict[str, Path]:
     """analysis.json, analysis.md and analysis.html in `out`."""
+    from ctdrill.analysis.report import render_html, render_markdown
+
     try:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "analysis.json", "markdown": out / "analysis.md",
@@ -50,10 +52,33 @@ def write_reports(result: AnalysisResult, out: Path) -> dict[str, Path]:
 
 
 def _change_at(text: str) -> float:
+    import pandas as pd
+
+    from ctdrill.analysis.timeparse import to_epoch_seconds
+
     return float(to_epoch_seconds(pd.Series([text]), "--change-at", "value")[0])
 
 
+def timeline_files(values: list[Path]) -> list[Path]:
+    """The -t values with a quoted glob expanded in sorted order (`-t 'runs/*/journal.jsonl'`):
+    unquoted, the shell would spread the matches as extra positional arguments."""
+    files: list[Path] = []
+    for value in values:
+        text = str(value)
+        if value.exists() or not any(c in text for c in "*?["):
+            files.append(value)
+            continue
+        matches = sorted(glob.glob(text))
+        if not matches:
+            raise InvalidInput(f"--timeline {text} matches no file",
+                               "check the pattern (quoted, ctdrill expands it)")
+        files.extend(Path(m) for m in matches)
+    return files
+
+
 def _show(result: AnalysisResult, paths: dict[str, Path]) -> None:
+    from ctdrill.analysis.report import tables
+
     console.print(f"[bold]{result.verdict}[/]", highlight=False)
     if result.canary is not None:
         style = "green" if result.canary.infra_causal else "yellow"
@@ -73,7 +98,8 @@ def analyze(
     log: Path = typer.Argument(..., help="Parent-order execution log (CSV or Parquet)."),
     timeline: list[Path] = typer.Option(..., "--timeline", "-t",
                                         help="Pressure timeline: CSV/Parquet samples, "
-                                             "drill journal or JSON lines; repeatable."),
+                                             "drill journal or JSON lines; repeatable, "
+                                             "and a quoted glob is expanded."),
     canary: str | None = typer.Option(None, "--canary",
                                       help="Canary hosts (comma-separated, globs ok)."),
     change_at: str | None = typer.Option(None, "--change-at",
@@ -95,6 +121,10 @@ def analyze(
                                   help="Max orders for quantile regressions."),
 ) -> None:
     """Attribute tail implementation shortfall to conntrack pressure (matched, host FE)."""
+    from ctdrill.analysis.loaders import load_orders, load_timeline
+    from ctdrill.analysis.pipeline import Config
+    from ctdrill.analysis.pipeline import analyze as run_analysis
+
     if (canary is None) != (change_at is None):
         raise InvalidInput("--canary and --change-at go together",
                            "pass both (canary validation) or neither")
@@ -110,7 +140,8 @@ def analyze(
                  qr_sample=qr_sample, canary=canary,
                  change_at=_change_at(change_at) if change_at is not None else None)
     orders = load_orders(log)
-    tl = load_timeline(timeline)
+    tl = load_timeline(timeline_files(timeline), skipped=lambda path, why: err_console.print(
+        f"note: {path}: {why}, skipped", highlight=False, soft_wrap=True, markup=False))
     result = run_analysis(orders, tl, cfg)
     paths = write_reports(result, out)
     if json_out:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from ctdrill.cli.common import console, handle_errors, print_json
-from ctdrill.lab import manager
-from ctdrill.lab.flows import send_udp_flows
-from ctdrill.metrics.conntrack import WindowMetrics, window_metrics
-from ctdrill.targets.inventory import Inventory
-from ctdrill.telemetry.protocol import Sample
-from ctdrill.telemetry.streams import open_stream
+
+if TYPE_CHECKING:
+    from ctdrill.metrics.conntrack import WindowMetrics
+    from ctdrill.telemetry.protocol import Sample
 
 DEMO_LAB = "demo"
 
@@ -26,6 +25,12 @@ def demo(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Build a lab, push new flows through its gateway while sampling it, and report."""
+    from ctdrill.lab import manager
+    from ctdrill.lab.flows import send_udp_flows
+    from ctdrill.metrics.conntrack import window_metrics
+    from ctdrill.targets.inventory import Inventory
+    from ctdrill.telemetry.streams import open_stream  # paramiko: only when used
+
     with console.status("building the namespace lab", spinner="dots"):
         lab = manager.up(DEMO_LAB, ssh=True)
     try:

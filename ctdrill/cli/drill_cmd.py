@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from ctdrill.cli.common import console, err_console, handle_errors, print_json
-from ctdrill.engine.drill import DrillOutcome, default_runs_dir, run_drill
-from ctdrill.engine.plan import HostPlan
-from ctdrill.engine.preview import preview
-from ctdrill.engine.recover import revert_from_journal
 from ctdrill.errors import ExitCode, InvalidInput
-from ctdrill.lab import manager
-from ctdrill.lab.manager import default_inventory
-from ctdrill.spec.loader import load_spec
-from ctdrill.system.preflight import require_root
+
+if TYPE_CHECKING:
+    from ctdrill.engine.drill import DrillOutcome
+    from ctdrill.engine.plan import HostPlan
+
+# The engine, the spec models and the lab are imported inside the commands: `revert
+# --help` (and every other command) must not pay for them (docs/BENCH-cli.md).
 
 InventoryOpt = typer.Option(None, "-i", "--inventory", help="Ansible inventory.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
@@ -43,6 +43,10 @@ def _plan_table(plans: dict[str, HostPlan]) -> Table:
 def plan(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
          inventory: Path | None = InventoryOpt, json_out: bool = JsonOpt) -> None:
     """Show, per host, the exact before -> after of every change. Changes nothing."""
+    from ctdrill.engine.preview import preview
+    from ctdrill.lab.manager import default_inventory
+    from ctdrill.spec.loader import load_spec
+
     spec = load_spec(spec_file)
     inv_path = inventory or default_inventory()
     plans, pools = preview(spec, inv_path)
@@ -121,6 +125,11 @@ def run(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
                                              help="Where run journals go (default ./runs)."),
         json_out: bool = JsonOpt) -> None:
     """Run a drill; without -i, on an ephemeral lab that is built and removed."""
+    from ctdrill.engine.drill import default_runs_dir, run_drill
+    from ctdrill.lab import manager
+    from ctdrill.spec.loader import load_spec
+    from ctdrill.system.preflight import require_root
+
     spec = load_spec(spec_file)
     ephemeral = None
     if inventory is None:
@@ -154,6 +163,8 @@ def revert(journal: Path = typer.Argument(..., help="journal.jsonl of the run.")
                                       help="Revert even if the run's orchestrator lives."),
            json_out: bool = JsonOpt) -> None:
     """Revert a run's targets from its journal alone, verify, disarm. Safe to run twice."""
+    from ctdrill.engine.recover import revert_from_journal
+
     reverts = revert_from_journal(journal, force=force)
     ok = all(r.verified for r in reverts.values())
     if json_out:

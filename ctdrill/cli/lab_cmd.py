@@ -7,7 +7,6 @@ from rich.table import Table
 
 from ctdrill.cli.common import console, handle_errors, print_json
 from ctdrill.errors import ExitCode
-from ctdrill.lab import manager
 from ctdrill.lab.topology import DEFAULT_LAB, validate_name
 from ctdrill.system.preflight import require_root
 
@@ -24,6 +23,8 @@ def up(name: str = NameOpt,
        ssh: bool = typer.Option(True, "--ssh/--no-ssh", help="Start an sshd in each host."),
        json_out: bool = JsonOpt) -> None:
     """Build client -> gw -> venue (idempotent) and print the inventory path(s)."""
+    from ctdrill.lab import manager
+
     with console.status(f"building lab '{name}'", spinner="dots"):
         result = manager.up(name, ssh=ssh)
     if json_out:
@@ -40,6 +41,8 @@ def up(name: str = NameOpt,
 @handle_errors
 def status(name: str = NameOpt, json_out: bool = JsonOpt) -> None:
     """Say what exists and what is broken; exit 5 when the lab is missing or broken."""
+    from ctdrill.lab import manager
+
     validate_name(name)
     require_root()
     plan = manager.require_lab(name)
@@ -67,6 +70,8 @@ def down(name: str = NameOpt,
          all_labs: bool = typer.Option(False, "--all", help="Remove every ctdrill lab."),
          json_out: bool = JsonOpt) -> None:
     """Remove namespaces, links, sshd processes and files (also of a half-built lab)."""
+    from ctdrill.lab import manager
+
     require_root()
     names = manager.list_labs() if all_labs else [name]
     removed = {n: manager.down(n) for n in names}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.live import Live
@@ -12,12 +13,10 @@ from rich.table import Table
 
 from ctdrill.cli.common import console, handle_errors, print_json
 from ctdrill.errors import InvalidInput
-from ctdrill.lab.manager import default_inventory
-from ctdrill.metrics.conntrack import WindowMetrics
-from ctdrill.metrics.window import SlidingWindow
-from ctdrill.targets.inventory import Inventory
-from ctdrill.telemetry.protocol import TableFullEvent
-from ctdrill.telemetry.streams import open_stream
+
+if TYPE_CHECKING:
+    from ctdrill.metrics.conntrack import WindowMetrics
+    from ctdrill.telemetry.protocol import TableFullEvent
 
 
 def render(target: str, m: WindowMetrics | None, events: deque[TableFullEvent],
@@ -54,6 +53,11 @@ def observe(
     json_out: bool = typer.Option(False, "--json", help="One JSON object per sample."),
 ) -> None:
     """Stream CTR, HCP95, NFD and table-full events from one target."""
+    from ctdrill.lab.manager import default_inventory
+    from ctdrill.metrics.window import SlidingWindow
+    from ctdrill.targets.inventory import Inventory
+    from ctdrill.telemetry.streams import open_stream  # paramiko: only when used
+
     if not 0 < hz <= 200:
         raise InvalidInput(f"--hz {hz} is out of range", "use a rate in (0, 200]")
     if duration < 0 or window <= 0:

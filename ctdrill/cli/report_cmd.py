@@ -12,8 +12,6 @@ import typer
 
 from ctdrill.cli.common import console, handle_errors, print_json
 from ctdrill.errors import InvalidInput
-from ctdrill.report import FORMATS, parse_formats
-from ctdrill.report.files import make_report, write_atomic
 
 STYLE = {"passed": "green", "failed": "red", "aborted": "yellow", "revert_failed": "bold red",
          "refused": "yellow", "incomplete": "yellow"}
@@ -44,6 +42,10 @@ def report(journal: Path = typer.Argument(..., help="journal.jsonl of a run (or 
                                          help="Print machine-readable JSON.")) -> None:
     """Write a run's reports: HTML (self-contained), Markdown summary, JUnit XML, and
     Prometheus textfile. Exit 0 when written, whatever the drill's verdict."""
+    # here, not at the top: the renderers (prometheus_client, jinja2) load only for `report`
+    from ctdrill.report import FORMATS, parse_formats
+    from ctdrill.report.files import make_report, write_atomic, write_textfile
+
     names = parse_formats(formats)
     r = make_report(journal)
     target = _out_dir(journal, out)
@@ -55,9 +57,7 @@ def report(journal: Path = typer.Argument(..., help="journal.jsonl of a run (or 
             write_atomic(path, render(r))
             written[name] = str(path)
         if textfile_dir is not None:
-            path = textfile_dir / f"ctdrill-{r.drill}.prom"
-            write_atomic(path, FORMATS["prom"][1](r))
-            written["textfile"] = str(path)
+            written["textfile"] = str(write_textfile(textfile_dir, r))
     except OSError as exc:
         raise InvalidInput(f"cannot write the report: {exc.strerror or exc}: "
                            f"{exc.filename or target}", "choose a writable --out") from None

@@ -12,28 +12,33 @@ import signal
 import time
 import types
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ctdrill.cli.common import console, handle_errors, print_json
 from ctdrill.errors import ExitCode, InvalidInput
-from ctdrill.lab.manager import default_inventory
-from ctdrill.spec.loader import dotted
-from ctdrill.spec.marks import YamlFailure, compose
-from ctdrill.surge.plan import SurgePlan, plan_surge
-from ctdrill.surge.shapes import shape_schedule
-from ctdrill.surge.spec import SurgeLoad
-from ctdrill.targets.inventory import Inventory
+
+if TYPE_CHECKING:
+    from ctdrill.surge.plan import SurgePlan
+    from ctdrill.surge.spec import SurgeLoad
+
+# The surge models (pydantic), the inventory and the senders are imported where they are
+# used, so that every other command starts without them (docs/BENCH-cli.md).
 
 MAX_SPEC_BYTES = 1 << 20
 
 
 def load_surge_spec(path: Path) -> SurgeLoad:
     """A SurgeLoad from YAML, errors as FILE:LINE:COL: path: message."""
+    from pydantic import ValidationError
+
+    from ctdrill.spec.loader import dotted
+    from ctdrill.spec.marks import YamlFailure, compose
+    from ctdrill.surge.spec import SurgeLoad
+
     try:
         text = path.read_bytes()[:MAX_SPEC_BYTES + 1].decode("utf-8-sig")
     except OSError as exc:
@@ -69,6 +74,11 @@ def spec_from_options(source: str, destination: str, rate: float | None,
                       duration: float | None, mode: str | None, protocol: str | None,
                       flows: int | None, workers: int | None) -> SurgeLoad:
     """A SurgeLoad for the common cases: constant --rate, or unpaced for --duration."""
+    from pydantic import ValidationError
+
+    from ctdrill.spec.loader import dotted
+    from ctdrill.surge.spec import SurgeLoad
+
     if rate is None and duration is None and flows is None:
         raise InvalidInput("nothing to send", "give a SPEC file, or --rate/--duration/--flows")
     mode = mode or "new"
@@ -127,6 +137,10 @@ def surge(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON only."),
 ) -> None:
     """Send a flow surge (new or ASSURED flows) and report what really left."""
+    from ctdrill.lab.manager import default_inventory
+    from ctdrill.surge.plan import plan_surge
+    from ctdrill.targets.inventory import Inventory
+
     if spec_file is not None:
         if any(v is not None for v in (rate, duration, mode, protocol, flows)):
             raise InvalidInput("give either a SPEC file or --rate/--duration/--mode/"
@@ -170,6 +184,8 @@ def surge(
 
 def expected_seconds(plan: SurgePlan) -> float | None:
     """How long the surge should take (for the bar); None when only the run can tell."""
+    from ctdrill.surge.shapes import shape_schedule
+
     spec = plan.spec
     if plan.pcap is not None:
         return None

@@ -10,11 +10,6 @@ import typer
 
 from ctdrill.cli.common import err_console, handle_errors
 from ctdrill.errors import InvalidInput
-from ctdrill.lab.manager import default_inventory
-from ctdrill.regime.spec import RegimeSpec
-from ctdrill.spec.loader import load_spec
-from ctdrill.targets.inventory import Inventory
-from ctdrill.watch.service import WatchService
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -43,6 +38,12 @@ def watch(
 
     Targets that go away are marked down (ctdrill_target_up 0) and reconnected.
     """
+    from ctdrill.lab.manager import default_inventory
+    from ctdrill.regime.spec import RegimeSpec
+    from ctdrill.spec.loader import load_spec
+    from ctdrill.targets.inventory import Inventory
+    from ctdrill.watch.service import WatchService  # prometheus_client, paramiko
+
     if not 0 < hz <= 100 or window <= 0 or duration < 0:
         raise InvalidInput("--hz must be in (0, 100], --window > 0, --duration >= 0",
                            "fix the option")
