@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ctdrill.spec.strict import Strict
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-class DriftModel(_Strict):
+class DriftModel(Strict):
     """Price drift while an order waits: IS(d) = mu*d + sigma*sqrt(2/pi)*sqrt(d) (+penalties).
 
     mu is the adverse drift in bps per second, sigma the volatility in bps per sqrt(s);
@@ -26,7 +24,7 @@ class DriftModel(_Strict):
                                        description="Cost of an order that never got acked.")
 
 
-class ProbeSpec(_Strict):
+class ProbeSpec(Strict):
     """An order-flow probe: a client in one namespace, a venue responder in another."""
 
     client: str = Field("client", min_length=1, description="Inventory host sending orders.")

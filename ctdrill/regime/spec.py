@@ -1,25 +1,29 @@
 """`regime:` in a drill spec: the machine's thresholds and dwells, with their defaults.
 
-Its own strict config (the same settings as `ctdrill.spec.models.Strict`), because
-`ctdrill.spec.models` imports this module: importing Strict back would be a cycle.
 Defaults come from `RegimeConfig`, so the spec and the machine cannot disagree.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import ClassVar
+
+from pydantic import Field, model_validator
 
 from ctdrill.regime.config import RegimeConfig
+from ctdrill.spec.strict import Rule, Strict
 
 _D = RegimeConfig()
+CONSISTENT = Rule("regime-thresholds-consistent",
+                  "each exit threshold is below its enter threshold, and the thresholds and "
+                  "dwells are ordered as docs/REGIME.md says")
 
 
-class RegimeSpec(BaseModel):
+class RegimeSpec(Strict):
     """Regime state machine settings: enter/exit thresholds per signal (hysteresis),
     sustain and quiet timers, pressure episodes, and the minimum dwell per regime.
     A signal enters at >= enter and stops holding its regime at < exit."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    rules: ClassVar[tuple[Rule, ...]] = (CONSISTENT,)
 
     ctr_tightening_enter: float = Field(
         _D.ctr_tightening_enter, gt=0, le=1,
@@ -91,7 +95,10 @@ class RegimeSpec(BaseModel):
     def consistent(self) -> RegimeSpec:
         """Cross-field rules (exit < enter, tightening before pressure) are RegimeConfig's,
         checked by building one: a spec that validates always yields a usable config."""
-        self.to_config()
+        try:
+            self.to_config()
+        except ValueError as exc:
+            raise CONSISTENT.broken(str(exc)) from None
         return self
 
     def to_config(self) -> RegimeConfig:

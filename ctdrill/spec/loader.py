@@ -5,6 +5,9 @@ refused before anything happens; and a refusal only helps if it says exactly whe
 mistake is. YAML is composed with positions kept (`marks`), validated by the pydantic
 models (`models`), and each pydantic error is mapped back to the line and column of the
 key or value it is about. Whatever the input, the only exception that leaves is SpecError.
+
+The same reader serves game-day suites (`load_suite`); `load_document` tells the two
+apart by the top-level key only suites have (`gameday`).
 """
 
 from __future__ import annotations
@@ -12,16 +15,21 @@ from __future__ import annotations
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from ctdrill.errors import InvalidInput
+from ctdrill.gameday.suite import SUITE_KEY, Suite
 from ctdrill.spec.marks import Composed, DataPath, Location, Mark, RawProblem, YamlFailure, compose
 from ctdrill.spec.models import DrillSpec
+from ctdrill.spec.strict import RuleBroken, shown
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_SPEC_BYTES = 1 << 20
 """A spec is a few kilobytes; a bigger file is a wrong path, not a spec."""
@@ -64,6 +72,8 @@ class SpecProblem:
     column: int
     path: str
     message: str
+    rule: str = ""
+    """The id of the model rule broken, if it is one JSON Schema cannot state."""
 
     def format(self) -> str:
         """`FILE:LINE:COL: path: message`, the form editors and terminals link to."""
@@ -71,17 +81,23 @@ class SpecProblem:
         return where + (f"{self.path}: " if self.path else "") + self.message
 
     def to_json(self) -> dict[str, Any]:
-        return {"line": self.line, "column": self.column, "path": self.path,
-                "message": self.message}
+        out = {"line": self.line, "column": self.column, "path": self.path,
+               "message": self.message}
+        return {**out, "rule": self.rule} if self.rule else out
 
 
 class SpecError(InvalidInput):
-    """A spec that cannot be used, with every problem found (sorted by position)."""
+    """A spec that cannot be used, with every problem found (sorted by position).
 
-    def __init__(self, problems: list[SpecProblem]) -> None:
+    `kind` is the top-level key of the document refused: "drill", or "gameday" for a
+    suite ("drill" too when the YAML could not be read far enough to tell).
+    """
+
+    def __init__(self, problems: list[SpecProblem], kind: str = "drill") -> None:
         if not problems:
             raise ValueError("SpecError needs at least one problem")
         self.problems = problems
+        self.kind = kind
         super().__init__(self._summary())
 
     def _summary(self) -> str:
@@ -95,6 +111,36 @@ class SpecError(InvalidInput):
 
 def load_spec(path: Path) -> DrillSpec:
     """Read and validate the spec at `path`; the label in messages is `path` as given."""
+    return load_spec_text(read_text(path), str(path))
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and validate the game-day suite at `path`, with the same positioned errors."""
+    text = read_text(path)
+    return _guarded(str(path), lambda: _validate(_compose(text, str(path)), str(path), Suite))
+
+
+def load_document(path: Path) -> DrillSpec | Suite:
+    """A suite if the top level has the key `gameday`, else a drill spec."""
+    text = read_text(path)
+    return load_document_text(text, str(path))
+
+
+def load_document_text(text: str, label: str) -> DrillSpec | Suite:
+    """`load_document` for text; a refusal's `kind` says which of the two it was."""
+    def load() -> DrillSpec | Suite:
+        composed = _compose(text, label)
+        if not (isinstance(composed.data, dict) and SUITE_KEY in composed.data):
+            return _validate(composed, label, DrillSpec)
+        try:
+            return _validate(composed, label, Suite)
+        except SpecError as exc:
+            raise SpecError(exc.problems, SUITE_KEY) from None
+    return _guarded(label, load)
+
+
+def read_text(path: Path) -> str:
+    """The file's text; every way of not getting it is a SpecError at 1:1."""
     label = str(path)
     try:
         with path.open("rb") as fh:
@@ -110,11 +156,16 @@ def load_spec(path: Path) -> DrillSpec:
     if len(data) > MAX_SPEC_BYTES:
         raise _single(label, f"the file is larger than {MAX_SPEC_BYTES} bytes; expected "
                              "a drill spec of a few kilobytes")
-    return load_spec_bytes(data, label)
+    return decode(data, label)
 
 
 def load_spec_bytes(data: bytes, label: str) -> DrillSpec:
     """Decode UTF-8 (a BOM is allowed), pointing at the first byte that is not."""
+    return load_spec_text(decode(data, label), label)
+
+
+def decode(data: bytes, label: str) -> str:
+    """UTF-8 text (a BOM is allowed), or a SpecError at the first byte that is not."""
     data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         text = data.decode("utf-8")
@@ -125,13 +176,18 @@ def load_spec_bytes(data: bytes, label: str) -> DrillSpec:
         raise SpecError([SpecProblem(label, line, column, "",
                                      f"byte {data[exc.start]:#04x} is not valid UTF-8; "
                                      "expected UTF-8 text")]) from None
-    return load_spec_text(text, label)
+    return text
 
 
 def load_spec_text(text: str, label: str) -> DrillSpec:
     """Validate spec text; `label` names it in messages (usually the file path)."""
+    return _guarded(label, lambda: _validate(_compose(text, label), label, DrillSpec))
+
+
+def _guarded(label: str, load: Callable[[], M]) -> M:
+    """Run `load`; whatever goes wrong leaves as a SpecError."""
     try:
-        return _load(text, label)
+        return load()
     except SpecError:
         raise
     except Exception as exc:  # a bug here must still be one line, never a traceback
@@ -144,16 +200,19 @@ def _single(label: str, message: str) -> SpecError:
     return SpecError([SpecProblem(label, 1, 1, "", message)])
 
 
-def _load(text: str, label: str) -> DrillSpec:
+def _compose(text: str, label: str) -> Composed:
     try:
-        composed = compose(text)
+        return compose(text)
     except YamlFailure as failure:
         raise SpecError([_from_raw(label, failure.problem)]) from None
+
+
+def _validate(composed: Composed, label: str, root: type[M]) -> M:
     problems = [_from_raw(label, p) for p in composed.problems]
     try:
-        spec = DrillSpec.model_validate(composed.data)
+        spec = root.model_validate(composed.data)
     except ValidationError as exc:
-        problems.extend(_from_validation(exc, composed, label))
+        problems.extend(_from_validation(exc, composed, label, root))
     else:
         if not problems:
             return spec
@@ -188,6 +247,7 @@ class _Walk:
 
     `path` is the data path (union tags dropped); `models` holds the model class in
     force at each data path along the way, so an unknown key can list what is allowed.
+    `key_type` is the key type of the last mapping passed (for errors about a key).
     """
 
     path: DataPath = ()
@@ -196,6 +256,7 @@ class _Walk:
     arms: list[type[BaseModel]] = field(default_factory=list)
     union_member: bool = False
     key_error: bool = False
+    key_type: Any = None
 
 
 def _unwrap(tp: Any) -> Any:
@@ -229,10 +290,15 @@ def _annotated_discriminator(tp: Any) -> str | None:
     return None
 
 
-def _walk(loc: tuple[int | str, ...]) -> _Walk:
-    """Follow `loc` through DrillSpec's fields, dropping the union tags pydantic adds."""
-    w = _Walk(models={(): DrillSpec})
-    tp: Any = DrillSpec
+def _walk(loc: tuple[int | str, ...], root: type[BaseModel]) -> _Walk:
+    """Follow `loc` through the root model's fields, dropping the union tags pydantic adds.
+
+    An error about a mapping's key ends in "[key]" after the key itself.
+    """
+    w = _Walk(models={(): root}, key_error=loc[-1:] == ("[key]",))
+    if w.key_error:
+        loc = loc[:-1]
+    tp: Any = root
     path: list[str | int] = []
     disc: str | None = None
     for item in loc:
@@ -267,11 +333,9 @@ def _walk(loc: tuple[int | str, ...]) -> _Walk:
                 w.arms = [a for a in typing.get_args(_unwrap(tp)) if _is_model(a)]
                 tp = None
         elif origin is dict and len(args) == 2:
-            if item == "[key]":
-                w.key_error = True
-            else:
-                path.append(item)
-                tp = args[1]
+            path.append(item)
+            w.key_type = _unwrap(args[0])
+            tp = args[1]
         elif origin in (typing.Union, types.UnionType):
             w.union_member = True  # `item` names the member type that failed
             tp = next((a for a in args if getattr(a, "__name__", None) == item), None)
@@ -295,7 +359,7 @@ def show(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     text = repr(value) if isinstance(value, str | float) else str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -333,9 +397,11 @@ def _expected(err: ErrorDetails, annotation: Any) -> str | None:
     if typ == "string_too_long":
         return f"a string of at most {ctx.get('max_length')} characters"
     if typ == "string_pattern_mismatch":
-        return f"a string matching {ctx.get('pattern')}"
+        return f"a string matching {shown(str(ctx.get('pattern')))}"
     if typ in ("too_short", "too_long"):
-        return err["msg"].replace("List should have", "a list with", 1)
+        n = ctx.get("min_length" if typ == "too_short" else "max_length")
+        bound = "at least" if typ == "too_short" else "at most"
+        return f"a list with {bound} {n} item{'' if n == 1 else 's'}"
     msg = err["msg"]
     if msg.startswith("Input should be "):
         return msg[len("Input should be "):].split(", ")[0]
@@ -350,6 +416,7 @@ class _Issue:
     expected: list[str] = field(default_factory=list)
     got: str = ""
     hint: str = ""
+    rule: str = ""
 
     def text(self) -> str:
         if not self.expected:
@@ -367,12 +434,12 @@ def _quote_hint(location: Location | None, expected: str) -> str:
     return f" (YAML reads {text} as {location.read_as}; quote it: \"{text}\")"
 
 
-def _from_validation(exc: ValidationError, composed: Composed,
-                     label: str) -> list[SpecProblem]:
+def _from_validation(exc: ValidationError, composed: Composed, label: str,
+                     root: type[BaseModel]) -> list[SpecProblem]:
     issues: list[_Issue] = []
     unions: dict[DataPath, _Issue] = {}
     for err in exc.errors(include_url=False):
-        w = _walk(err["loc"])
+        w = _walk(err["loc"], root)
         if any(w.path[:n] in composed.unreadable for n in range(len(w.path) + 1)):
             continue
         issue = _issue(err, w, composed)
@@ -384,7 +451,7 @@ def _from_validation(exc: ValidationError, composed: Composed,
                 continue
             unions[w.path] = issue
         issues.append(issue)
-    return [SpecProblem(label, i.mark.line, i.mark.column, dotted(i.path), i.text())
+    return [SpecProblem(label, i.mark.line, i.mark.column, dotted(i.path), i.text(), i.rule)
             for i in issues]
 
 
@@ -416,11 +483,12 @@ def _issue(err: ErrorDetails, w: _Walk, composed: Composed) -> _Issue:
         return _Issue(path, location.value,
                       f"missing required key '{disc}'; expected one of: {expected}")
     if w.key_error:
-        _, location = composed.nearest(path)
-        return _Issue(path, location.key, f"key {show(err.get('input'))} is not valid: "
-                                          f"{err['msg']}")
+        return _key_issue(err, w, composed)
     if typ in ("value_error", "assertion_error"):
-        return _validator_issue(err, w, composed)
+        issue = _validator_issue(err, w, composed)
+        broken = ctx.get("error")
+        issue.rule = broken.rule.id if isinstance(broken, RuleBroken) else ""
+        return issue
     found, location = composed.nearest(path)
     wanted = _expected(err, w.annotation)
     if wanted is None:
@@ -428,6 +496,21 @@ def _issue(err: ErrorDetails, w: _Walk, composed: Composed) -> _Issue:
     exact = composed.locations.get(path)
     return _Issue(found, location.value, expected=[wanted], got=show(err.get("input")),
                   hint=_quote_hint(exact, wanted))
+
+
+def _key_issue(err: ErrorDetails, w: _Walk, composed: Composed) -> _Issue:
+    """An error about a mapping key, placed on the key."""
+    found, location = composed.nearest(w.path)
+    ctx = err.get("ctx") or {}
+    if err["type"] == "value_error":  # the key type's own sentence names the key
+        return _Issue(found, location.key, str(ctx.get("error") or err["msg"]))
+    if typing.get_origin(w.key_type) is Literal:
+        options = ", ".join(str(a) for a in typing.get_args(w.key_type))
+        return _Issue(found, location.key, f"unknown key {show(err.get('input'))}; "
+                                           f"expected one of: {options}")
+    wanted = _expected(err, w.key_type) or err["msg"]
+    return _Issue(found, location.key, f"key {show(err.get('input'))} is not valid; "
+                                       f"expected {wanted}")
 
 
 def _validator_issue(err: ErrorDetails, w: _Walk, composed: Composed) -> _Issue:

@@ -9,45 +9,57 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
-from typing import Annotated, Literal
+import typing
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ctdrill.probe.spec import ProbeSpec
 from ctdrill.regime.spec import RegimeSpec
+from ctdrill.spec.strict import Matching, Rule, Strict, anchored
+from ctdrill.surge.spec import SurgeLoad
 
 KERNEL_WIDE_SYSCTLS = frozenset({
     "net.netfilter.nf_conntrack_max",
     "net.netfilter.nf_conntrack_buckets",
     "net.netfilter.nf_conntrack_expect_max",
 })
-SYSCTL_KEY = re.compile(r"^net\.[a-z0-9_]+(\.[a-z0-9_\-]+)+$")
-TIMEOUT_NAME = re.compile(r"^(generic|icmp|icmpv6|udp|udp_stream|tcp_[a-z_]+|sctp_[a-z_]+)$")
+SysctlKey = Annotated[str, Matching(r"net\.[a-z0-9_]+(\.[a-z0-9_\-]+)+",
+                                    "{} is not a net.* sysctl key")]
+TimeoutName = Literal[
+    "generic", "icmp", "icmpv6", "udp", "udp_stream", "gre", "gre_stream",
+    "tcp_syn_sent", "tcp_syn_recv", "tcp_established", "tcp_fin_wait", "tcp_close_wait",
+    "tcp_last_ack", "tcp_time_wait", "tcp_close", "tcp_max_retrans", "tcp_unacknowledged",
+    "sctp_closed", "sctp_cookie_wait", "sctp_cookie_echoed", "sctp_established",
+    "sctp_shutdown_sent", "sctp_shutdown_recd", "sctp_shutdown_ack_sent",
+    "sctp_heartbeat_sent", "sctp_heartbeat_acked",
+    "dccp_request", "dccp_respond", "dccp_partopen", "dccp_open", "dccp_closereq",
+    "dccp_closing", "dccp_timewait"]
+"""The kernel's conntrack timeouts (net.netfilter.nf_conntrack_<proto>_timeout[_<state>]);
+sctp_heartbeat_acked and dccp_* exist only on kernels that still have them."""
+TIMEOUT_NAMES = frozenset(typing.get_args(TimeoutName))
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
+_H = r"[0-9a-fA-F]{1,4}"
+_IPV6 = (rf"(({_H}:){{7}}{_H}|({_H}:){{1,7}}:|({_H}:){{1,6}}:{_H}|({_H}:){{1,5}}(:{_H}){{1,2}}"
+         rf"|({_H}:){{1,4}}(:{_H}){{1,3}}|({_H}:){{1,3}}(:{_H}){{1,4}}"
+         rf"|({_H}:){{1,2}}(:{_H}){{1,5}}|{_H}:(:{_H}){{1,6}}|:((:{_H}){{1,7}}|:))"
+         r"(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?")
+Network = Annotated[str, Matching(f"{_IPV4}|{_IPV6}",
+                                  "{} does not appear to be an IPv4 or IPv6 network")]
+"""CIDR (or a bare address): dotted-quad IPv4 or hex IPv6, optional /prefix."""
 Metric = Literal["ctr", "hcp95", "nfd_per_s", "nfd_fraction", "new_flows_per_s",
                  "early_drop_per_s", "insert_failed_per_s", "chain_too_long_per_s", "count",
                  "max", "buckets", "drops", "table_full_events"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-# after Strict, which the surge spec builds on (ctdrill/surge/__init__.py explains)
-from ctdrill.surge.spec import SurgeLoad  # noqa: E402
-
 
 class Canary(Strict):
     """Which share of the targets gets the changes; the rest is the control pool."""
 
+    exactly_one = ("count", "percent")
     count: int | None = Field(None, ge=1, description="Number of canary hosts.")
     percent: float | None = Field(None, gt=0, le=100, description="Share of hosts, rounded up.")
-
-    @model_validator(mode="after")
-    def one_of(self) -> Canary:
-        if (self.count is None) == (self.percent is None):
-            raise ValueError("give exactly one of 'count' or 'percent'")
-        return self
 
     def size(self, n_hosts: int) -> int:
         if self.count is not None:
@@ -64,10 +76,11 @@ class Targets(Strict):
 class Bypass(Strict):
     """A traffic class that skips conntrack (nftables `notrack`) in both directions."""
 
-    name: str = Field(..., pattern=r"^[a-z][a-z0-9_]{0,30}$")
+    name: str = Field(..., pattern=anchored(r"[a-z][a-z0-9_]{0,30}"))
     protocol: Literal["tcp", "udp"]
     port: int = Field(..., ge=1, le=65535, description="Server port of the class.")
-    network: str | None = Field(None, description="Optional CIDR the server side lives in.")
+    network: Network | None = Field(None, description="Optional CIDR the server side "
+                                    "lives in (IPv4 or IPv6).")
 
     @field_validator("network")
     @classmethod
@@ -77,7 +90,7 @@ class Bypass(Strict):
         return v
 
 
-SysctlValue = Annotated[int | str, Field()]
+SysctlValue = int | str
 
 
 class ChangeSet(Strict):
@@ -86,29 +99,11 @@ class ChangeSet(Strict):
     hosts: str | None = Field(None, min_length=1,
                               description="Host pattern; default: the canary pool "
                                                 "when a canary is set, else all targets.")
-    sysctl: dict[str, SysctlValue] = Field(default_factory=dict)
+    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict)
     bypass: list[Bypass] = Field(default_factory=list)
-    timeouts: dict[str, int] = Field(default_factory=dict,
-                                     description="Conntrack timeouts in seconds, by name "
-                                                 "(udp, udp_stream, tcp_established, ...).")
-
-    @field_validator("sysctl")
-    @classmethod
-    def sysctl_keys(cls, v: dict[str, int | str]) -> dict[str, int | str]:
-        for key in v:
-            if not SYSCTL_KEY.match(key):
-                raise ValueError(f"'{key}' is not a net.* sysctl key")
-        return v
-
-    @field_validator("timeouts")
-    @classmethod
-    def timeout_names(cls, v: dict[str, int]) -> dict[str, int]:
-        for name, seconds in v.items():
-            if not TIMEOUT_NAME.match(name):
-                raise ValueError(f"'{name}' is not a conntrack timeout name")
-            if seconds < 1:
-                raise ValueError(f"timeout '{name}' must be >= 1 s")
-        return v
+    timeouts: dict[TimeoutName, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Conntrack timeouts in seconds, by name "
+                                          "(udp, udp_stream, tcp_established, ...).")
 
     def all_sysctls(self) -> dict[str, str]:
         """sysctl keys and the timeout shorthand, merged, values as strings."""
@@ -125,7 +120,9 @@ def timeout_sysctl(name: str) -> str:
 
 
 class NoLoad(Strict):
-    kind: Literal["none"] = "none"
+    """No load. `kind` is required as in every load: a union needs its tag."""
+
+    kind: Literal["none"]
 
 
 class UdpFlowsLoad(Strict):
@@ -256,7 +253,13 @@ class StepTrendExpectation(Strict):
     stat: Literal["max", "min", "mean", "last", "p95", "sum", "p50", "p99"] = "mean"
     steps: list[str] = Field(..., min_length=2)
     direction: Literal["decreasing", "increasing"]
-    strict: bool = Field(False, description="Strictly monotone instead of non-strictly.")
+    strict: bool = Field(False, description="Each step must beat the one before by more than "
+                         "the noise floor, instead of merely not being worse than it.")
+    tolerance: float = Field(0.1, ge=0, le=1, description=(
+        "Noise floor, relative to the larger of two neighbouring values: neighbours within "
+        "it count as equal (docs/DRILL-SPEC.md; default from bench/drill_stability.py)."))
+    abs_tolerance: float = Field(0.0, ge=0, description=(
+        "Noise floor in the metric's own unit, for values near zero; the larger floor wins."))
 
     def describe(self) -> str:
         return self.name or (f"{self.stat}({self.metric}) {self.direction} over steps "
@@ -284,7 +287,7 @@ class Guards(Strict):
 class Step(Strict):
     """One step of a stepped drill (e.g. capacity steps): its own changes and duration."""
 
-    name: str = Field(..., pattern=r"^[a-z0-9][a-z0-9\-_]{0,40}$")
+    name: str = Field(..., pattern=anchored(r"[a-z0-9][a-z0-9\-_]{0,40}"))
     duration_s: float = Field(..., gt=0)
     changes: list[ChangeSet] = Field(default_factory=list)
 
@@ -295,14 +298,22 @@ class Revert(Strict):
                                      "unless the orchestrator disarms them.")
 
 
+STEPS_FILL = Rule("steps-fill-observation",
+                  "the steps' duration_s add up to observe.duration_s")
+UNIQUE_STEPS = Rule("unique-step-names", "step names are unique")
+KNOWN_STEPS = Rule("known-steps", "every step an expectation names is one of the steps")
+TTL_COVERS = Rule("ttl-covers-run", "revert.ttl_s >= observe.duration_s + 10")
+
+
 class DrillSpec(Strict):
     """A drill, as written in drills/*.yaml."""
 
-    drill: str = Field(..., pattern=r"^[a-z][a-z0-9\-]{0,62}$", description="Drill name.")
+    rules: ClassVar[tuple[Rule, ...]] = (STEPS_FILL, UNIQUE_STEPS, KNOWN_STEPS, TTL_COVERS)
+    drill: str = Field(..., pattern=anchored(r"[a-z][a-z0-9\-]{0,62}"), description="Drill name.")
     description: str = ""
     targets: Targets
     changes: list[ChangeSet] = Field(default_factory=list)
-    load: Load = Field(default_factory=NoLoad)
+    load: Load = Field(default_factory=lambda: NoLoad(kind="none"))
     probe: ProbeSpec | None = Field(None, description="Order-flow probe run beside the load.")
     observe: Observe = Field(default_factory=Observe)
     steps: list[Step] = Field(default_factory=list, description="Change sets applied one "
@@ -318,11 +329,11 @@ class DrillSpec(Strict):
         if self.steps:
             total = sum(st.duration_s for st in self.steps)
             if abs(total - self.observe.duration_s) > 1e-6:
-                raise ValueError(f"the steps last {total:g} s but observe.duration_s is "
-                                 f"{self.observe.duration_s:g} s; make them equal")
+                raise STEPS_FILL.broken(f"the steps last {total:g} s but observe.duration_s "
+                                        f"is {self.observe.duration_s:g} s; make them equal")
             names = [st.name for st in self.steps]
             if len(set(names)) != len(names):
-                raise ValueError("step names must be unique")
+                raise UNIQUE_STEPS.broken("step names must be unique")
         known = {st.name for st in self.steps}
         for e in self.expect:
             refs = e.steps if isinstance(e, StepTrendExpectation) else (
@@ -330,13 +341,13 @@ class DrillSpec(Strict):
                 else [])
             for ref in refs:
                 if ref not in known:
-                    raise ValueError(f"expectation refers to unknown step '{ref}'")
+                    raise KNOWN_STEPS.broken(f"expectation refers to unknown step '{ref}'")
         return self
 
     @model_validator(mode="after")
     def ttl_covers_the_run(self) -> DrillSpec:
         if self.revert.ttl_s < self.observe.duration_s + 10:
-            raise ValueError(f"revert.ttl_s ({self.revert.ttl_s:g}) must exceed "
-                             f"observe.duration_s ({self.observe.duration_s:g}) by >= 10 s, "
-                             "or targets would revert themselves mid-drill")
+            raise TTL_COVERS.broken(f"revert.ttl_s ({self.revert.ttl_s:g}) must exceed "
+                                    f"observe.duration_s ({self.observe.duration_s:g}) by "
+                                    ">= 10 s, or targets would revert themselves mid-drill")
         return self

@@ -7,22 +7,43 @@ each carries a description because `ctdrill schema` shows it.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic.json_schema import WithJsonSchema
 
-from ctdrill.spec.models import Strict
+from ctdrill.spec.strict import RULES_KEY, Rule, Strict
 
-PortRange = tuple[int, int]
 MAX_RATE = 10_000_000.0
 """Far above what any sender reaches; a bigger number is a typo, not a plan."""
+PORT_MIN, PORT_MAX = 1, 65535
+ORDERED_PORTS = Rule("port-range-ordered", "a port range [lo, hi] has lo <= hi")
+FILL_APART = Rule("fill-ports-apart", "with protocol tcp, fill.dst_ports does not overlap "
+                                      "dst_ports")
 
 
-def _check_ports(v: PortRange, low: int = 1) -> PortRange:
+def _pair(v: Any) -> Any:
+    """A YAML/JSON list of two is the range's tuple (strict mode takes only tuples)."""
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _check_ports(v: tuple[int, int]) -> tuple[int, int]:
     lo, hi = v
-    if not low <= lo <= hi <= 65535:
-        raise ValueError(f"port range [{lo}, {hi}] must satisfy {low} <= lo <= hi <= 65535")
+    message = (f"port range [{lo}, {hi}] must satisfy {PORT_MIN} <= lo <= hi <= "
+               f"{PORT_MAX}")
+    if not (PORT_MIN <= lo <= PORT_MAX and PORT_MIN <= hi <= PORT_MAX):
+        raise ValueError(message)
+    if lo > hi:
+        raise ORDERED_PORTS.broken(message)
     return v
+
+
+_PORT = {"type": "integer", "minimum": PORT_MIN, "maximum": PORT_MAX}
+PortRange = Annotated[tuple[int, int], BeforeValidator(_pair), AfterValidator(_check_ports),
+                      WithJsonSchema({"type": "array", "prefixItems": [_PORT, _PORT],
+                                      "minItems": 2, "maxItems": 2,
+                                      RULES_KEY: {ORDERED_PORTS.id: ORDERED_PORTS.text}})]
+"""[lo, hi]: the bounds are in the schema, the order is a rule it cannot state."""
 
 
 class ConstantShape(Strict):
@@ -67,22 +88,18 @@ class BurstShape(Strict):
 class ReplayShape(Strict):
     """Replay a recorded pressure episode: a rate profile, or the new flows of a pcap."""
 
+    exactly_one = ("profile", "pcap")
     kind: Literal["replay"]
-    profile: str | None = Field(None, description="CSV (t,flows_per_s rows) or JSON "
-                                                   "([[t, rate], ...] or [{t, rate}, ...]) "
-                                                   "file; each rate holds until the next t.")
-    pcap: str | None = Field(None, description="pcap file: each flow's first packet (TCP "
-                                               "SYN, UDP, ICMP echo) is replayed at its "
-                                               "time, addresses rewritten into the lab's "
-                                               "plan, ports kept.")
+    profile: str | None = Field(None, min_length=1,
+                                description="CSV (t,flows_per_s rows) or JSON ([[t, rate], "
+                                            "...] or [{t, rate}, ...]) file; each rate holds "
+                                            "until the next t.")
+    pcap: str | None = Field(None, min_length=1,
+                             description="pcap file: each flow's first packet (TCP SYN, UDP, "
+                                         "ICMP echo) is replayed at its time, addresses "
+                                         "rewritten into the lab's plan, ports kept.")
     scale: float = Field(1.0, gt=0, le=10000, description="Profile: rate multiplier. "
                                                           "pcap: speed-up (times / scale).")
-
-    @model_validator(mode="after")
-    def one_source(self) -> ReplayShape:
-        if (self.profile is None) == (self.pcap is None):
-            raise ValueError("give exactly one of 'profile' or 'pcap'")
-        return self
 
 
 class MaxShape(Strict):
@@ -110,14 +127,25 @@ class Fill(Strict):
                                  description="Destination port range [lo, hi] of the fill; "
                                              "must not overlap the surge's own ports.")
 
-    @field_validator("dst_ports")
-    @classmethod
-    def ports(cls, v: PortRange) -> PortRange:
-        return _check_ports(v)
+
+def _given(name: str, value: str) -> dict[str, Any]:
+    """Schema: `name` is written and equals `value`."""
+    return {"required": [name], "properties": {name: {"const": value}}}
 
 
 class SurgeLoad(Strict):
     """Synthetic new flows from one host to another, paced by a shape (batch sender)."""
+
+    schema_checks: ClassVar[tuple[dict[str, Any], ...]] = (
+        {"if": _given("mode", "assured"), "then": _given("protocol", "tcp")},
+        {"if": _given("protocol", "icmp"), "then": {"not": {"required": ["dst_ports"]}}},
+        {"if": {"required": ["shape"],
+                "properties": {"shape": {"required": ["pcap"],
+                                         "properties": {"pcap": {"type": "string"}}}}},
+         "then": {"properties": {"mode": {"const": "new"}}}},
+    )
+    """The first three checks of `consistent`, stated for the schema."""
+    rules: ClassVar[tuple[Rule, ...]] = (FILL_APART,)
 
     kind: Literal["surge"]
     source: str = Field(..., min_length=1,
@@ -148,23 +176,19 @@ class SurgeLoad(Strict):
     teardown: bool = Field(True, description="Reset ASSURED flows (TCP RST) when the surge "
                                              "ends, so they do not hold the table for days.")
 
-    @field_validator("src_ports", "dst_ports")
-    @classmethod
-    def ports(cls, v: PortRange) -> PortRange:
-        return _check_ports(v)
-
     @model_validator(mode="after")
     def consistent(self) -> SurgeLoad:
         if self.mode == "assured" and self.protocol != "tcp":
             raise ValueError("mode 'assured' needs protocol 'tcp' (completed handshakes)")
         if self.protocol == "icmp" and "dst_ports" in self.model_fields_set:
             raise ValueError("icmp has no destination ports: leave 'dst_ports' out")
-        if isinstance(self.shape, ReplayShape) and self.shape.pcap and self.mode != "new":
+        if isinstance(self.shape, ReplayShape) and self.shape.pcap is not None \
+                and self.mode != "new":
             raise ValueError("a pcap replay sends the recorded flows' first packets: "
                              "use mode 'new'")
         if self.fill is not None and self.protocol == "tcp":
             lo, hi = self.fill.dst_ports
             if lo <= self.dst_ports[1] and self.dst_ports[0] <= hi:
-                raise ValueError("fill.dst_ports overlaps dst_ports: the fill's flows "
-                                 "would collide with the surge's")
+                raise FILL_APART.broken("fill.dst_ports overlaps dst_ports: the fill's "
+                                        "flows would collide with the surge's")
         return self
