@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ctdrill.spec.strict import Strict
+from ctdrill.spec.strict import HostName, Strict
 
 
 class DriftModel(Strict):
@@ -27,8 +27,8 @@ class DriftModel(Strict):
 class ProbeSpec(Strict):
     """An order-flow probe: a client in one namespace, a venue responder in another."""
 
-    client: str = Field("client", min_length=1, description="Inventory host sending orders.")
-    venue: str = Field("venue", min_length=1, description="Inventory host answering them.")
+    client: HostName = Field("client", min_length=1, description="Inventory host sending orders.")
+    venue: HostName = Field("venue", min_length=1, description="Inventory host answering them.")
     proto: Literal["tcp", "udp", "both"] = Field("tcp", description="New flow per message "
                                                  "over TCP connections, UDP sockets or both.")
     rate: float = Field(50.0, gt=0, le=2000, description="New orders per second (per proto).")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 import typing
 from typing import Annotated, ClassVar, Literal
 
@@ -16,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ctdrill.probe.spec import ProbeSpec
 from ctdrill.regime.spec import RegimeSpec
-from ctdrill.spec.strict import Matching, Rule, Strict, anchored
+from ctdrill.spec.strict import HostName, HostPattern, Matching, Rule, Strict, anchored
 from ctdrill.surge.spec import SurgeLoad
 
 KERNEL_WIDE_SYSCTLS = frozenset({
@@ -69,7 +70,7 @@ class Canary(Strict):
 
 
 class Targets(Strict):
-    hosts: str = Field(..., min_length=1, description="Ansible host pattern or group.")
+    hosts: HostPattern = Field(..., min_length=1, description="Ansible host pattern or group.")
     canary: Canary | None = None
 
 
@@ -90,20 +91,35 @@ class Bypass(Strict):
         return v
 
 
-SysctlValue = int | str
+SysctlText = Annotated[str, Matching(
+    r"[0-9A-Za-z][0-9A-Za-z ._:,/+\-]{0,255}",
+    "{} is not a plain sysctl value (letters, digits, spaces and ._:,/+-)")]
+SysctlValue = int | SysctlText
+"""A value is data: an integer or plain text, never a template or a shell word."""
+INTEGER_SYSCTLS = r"net\.netfilter\.nf_conntrack_[a-z0-9_]+"
+"""Every conntrack knob is an integer: a string there (even "42") is refused."""
 
 
 class ChangeSet(Strict):
     """Changes for a set of hosts: sysctls, notrack bypass rules, conntrack timeouts."""
 
-    hosts: str | None = Field(None, min_length=1,
+    hosts: HostPattern | None = Field(None, min_length=1,
                               description="Host pattern; default: the canary pool "
                                                 "when a canary is set, else all targets.")
-    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict)
+    sysctl: dict[SysctlKey, SysctlValue] = Field(default_factory=dict, json_schema_extra={
+        "patternProperties": {anchored(INTEGER_SYSCTLS): {"type": "integer"}}})
     bypass: list[Bypass] = Field(default_factory=list)
     timeouts: dict[TimeoutName, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict, description="Conntrack timeouts in seconds, by name "
                                           "(udp, udp_stream, tcp_established, ...).")
+
+    @field_validator("sysctl")
+    @classmethod
+    def _conntrack_knobs_are_integers(cls, values: dict[str, int | str]) -> dict[str, int | str]:
+        for key, value in values.items():
+            if isinstance(value, str) and re.search(anchored(INTEGER_SYSCTLS), key):
+                raise ValueError(f"{key} takes an integer, not the text {value!r}")
+        return values
 
     def all_sysctls(self) -> dict[str, str]:
         """sysctl keys and the timeout shorthand, merged, values as strings."""
@@ -129,8 +145,8 @@ class UdpFlowsLoad(Strict):
     """Single-datagram UDP flows from one lab host to another (socket based)."""
 
     kind: Literal["udp-flows"]
-    source: str = Field(..., description="Inventory host that sends (netns transport).")
-    destination: str = Field(..., description="Inventory host or IP address to send to.")
+    source: HostName = Field(..., description="Inventory host that sends (netns transport).")
+    destination: HostName = Field(..., description="Inventory host or IP address to send to.")
     flows: int = Field(..., ge=1, le=60000)
     start_s: float = Field(1.0, ge=0, description="Seconds into the observation.")
 
@@ -139,7 +155,7 @@ Load = Annotated[NoLoad | UdpFlowsLoad | SurgeLoad, Field(discriminator="kind")]
 
 
 class Observe(Strict):
-    hosts: str | None = Field(None, min_length=1,
+    hosts: HostPattern | None = Field(None, min_length=1,
                               description="Host pattern to sample; default: targets.")
     hz: float = Field(20.0, gt=0, le=200)
     window_s: float = Field(1.0, gt=0, le=60)
@@ -155,7 +171,7 @@ class MetricExpectation(Strict):
 
     kind: Literal["metric"]
     name: str | None = None
-    host: str = Field(..., min_length=1)
+    host: HostName = Field(..., min_length=1)
     metric: Metric
     stat: Literal["max", "min", "mean", "last", "p95", "sum"] = "max"
     step: str | None = Field(None, description="Only windows inside this step.")
@@ -173,7 +189,7 @@ class RegimeExpectation(Strict):
 
     kind: Literal["regime"]
     name: str | None = None
-    host: str = Field(..., min_length=1)
+    host: HostName = Field(..., min_length=1)
     sequence: list[RegimeName] = Field(default_factory=list,
                                        description="States entered in this order.")
     reaches: RegimeName | None = Field(None, description="A state that must be entered ...")
@@ -230,7 +246,7 @@ class ClassEntriesExpectation(Strict):
 
     kind: Literal["class_entries"]
     name: str | None = None
-    host: str = Field(..., min_length=1)
+    host: HostName = Field(..., min_length=1)
     protocol: Literal["tcp", "udp"]
     port: int = Field(..., ge=1, le=65535)
     stat: Literal["max", "min", "mean", "last"] = "max"
@@ -248,8 +264,9 @@ class StepTrendExpectation(Strict):
     kind: Literal["step_trend"]
     name: str | None = None
     source: Literal["metric", "probe"] = "metric"
-    host: str | None = Field(None, description="For metric trends.")
-    metric: str = Field(..., description="A telemetry metric, or a probe metric.")
+    host: HostName | None = Field(None, description="For metric trends.")
+    metric: str = Field(..., pattern=anchored(r"[a-z][a-z0-9_]{0,63}"),
+                        description="A telemetry metric, or a probe metric.")
     stat: Literal["max", "min", "mean", "last", "p95", "sum", "p50", "p99"] = "mean"
     steps: list[str] = Field(..., min_length=2)
     direction: Literal["decreasing", "increasing"]
@@ -274,7 +291,7 @@ Expectation = Annotated[MetricExpectation | RegimeExpectation | ProbeExpectation
 class Ceiling(Strict):
     """Abort the drill when a metric on a protected host goes above a value."""
 
-    hosts: str = Field(..., min_length=1)
+    hosts: HostPattern = Field(..., min_length=1)
     metric: Metric
     above: float
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -185,3 +185,16 @@ class Among:
         out = handler(schema)
         out["enum"] = sorted(self.choices())
         return out
+
+
+HostName = Annotated[str, Matching(
+    r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,252}",
+    "{} is not an inventory host name (letters, digits, '_', '.', '-')")]
+"""One inventory host (or an IPv4 address): never pattern syntax, a template or shell."""
+
+HostPattern = Annotated[str, Matching(
+    r"!?&?[A-Za-z0-9_.*\-]+(?:[:,]!?&?[A-Za-z0-9_.*\-]+)*",
+    "{} is not a host pattern: names, groups and '*' joined by ':' or ',' (with '!' to "
+    "exclude, '&' to intersect); no spaces, templates, regexes or shell")]
+"""The safe subset of Ansible host patterns a spec may use (docs/DRILL-SPEC.md)."""
+

@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic.json_schema import WithJsonSchema
 
-from ctdrill.spec.strict import RULES_KEY, Rule, Strict
+from ctdrill.spec.strict import RULES_KEY, HostName, Rule, Strict
 
 MAX_RATE = 10_000_000.0
 """Far above what any sender reaches; a bigger number is a typo, not a plan."""
@@ -148,9 +148,9 @@ class SurgeLoad(Strict):
     rules: ClassVar[tuple[Rule, ...]] = (FILL_APART,)
 
     kind: Literal["surge"]
-    source: str = Field(..., min_length=1,
+    source: HostName = Field(..., min_length=1,
                         description="Inventory host that sends (e.g. client).")
-    destination: str = Field(..., min_length=1,
+    destination: HostName = Field(..., min_length=1,
                              description="Inventory host (its ctdrill_addr) or IPv4 address.")
     protocol: Literal["udp", "tcp", "icmp"] = Field(
         "udp", description="udp datagrams, tcp SYNs, or icmp echo requests.")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ctdrill.lab.manager import LabUp
+from tests.injection import payloads
 from tests.integration.drillrun import (
     ctdrill,
     host_state,
@@ -126,4 +127,30 @@ def test_reverting_an_old_journal_never_touches_a_live_drill(lab: LabUp,
         assert live.returncode == 3, err
     finally:
         reap_group(live)
+    assert host_state(lab) == before
+
+
+def test_code_in_every_free_text_field_stays_text_through_plan_run_and_report(
+        lab: LabUp, tmp_path: Path) -> None:
+    sentinel = tmp_path / "sentinel"
+    text = DRILL.format(udp=19, duration=2, ttl=60)
+    data = yaml.safe_load(text)
+    evil = payloads(sentinel)
+    data["description"] = " ".join(evil)
+    data["expect"] = [{"kind": "metric", "name": p, "host": "gw", "metric": "max",
+                       "stat": "max", "op": ">", "value": 0} for p in evil]
+    path = tmp_path / "evil.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = host_state(lab)
+    plan = ctdrill("plan", str(path), "-i", str(lab.plan.ssh_inventory_path),
+                   runs_dir=tmp_path / "runs")
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    run = ctdrill("run", str(path), "-i", str(lab.plan.ssh_inventory_path), "--json",
+                  runs_dir=tmp_path / "runs")
+    assert run.returncode == 0, run.stdout + run.stderr
+    out = json.loads(run.stdout)
+    assert [v["name"] for v in out["expectations"][1:]] == evil  # kept verbatim
+    report = ctdrill("report", out["journal"], runs_dir=tmp_path / "runs")
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert not sentinel.exists()
     assert host_state(lab) == before

@@ -54,7 +54,7 @@ changes:
   - hosts: gw
     sysctl:
       net.netfilter.nf_conntrack_max: 4096
-      net.netfilter.nf_conntrack_tcp_loose: "0"
+      net.netfilter.nf_conntrack_tcp_loose: 0
     bypass:
       - name: orders
         protocol: tcp
@@ -164,7 +164,7 @@ def test_full_spec_loads_every_value(tmp_path: Path) -> None:
     change = spec.changes[0]
     assert change.hosts == "gw"
     assert change.sysctl == {"net.netfilter.nf_conntrack_max": 4096,
-                             "net.netfilter.nf_conntrack_tcp_loose": "0"}
+                             "net.netfilter.nf_conntrack_tcp_loose": 0}
     assert change.bypass[0].network == "10.78.0.0/16" and change.bypass[0].port == 9000
     assert change.all_sysctls()["net.netfilter.nf_conntrack_udp_timeout"] == "5"
     assert isinstance(spec.load, UdpFlowsLoad)

@@ -194,7 +194,7 @@ def _keywords(schema: Any) -> Iterator[str]:
         return
     for key, value in schema.items():
         yield key
-        if key in ("properties", "$defs"):
+        if key in ("properties", "patternProperties", "$defs"):
             for sub in value.values():
                 yield from _keywords(sub)
         elif key not in ("discriminator", "default", "enum", "const", "required",
