@@ -225,6 +225,10 @@ def _forget_drill_state(netns: str) -> list[str]:
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
         shutil.rmtree(d, ignore_errors=True)
         removed.append(f"dead-man {d.name}")
+    for name in ("mutex", "results"):  # the host mutex, and what dead-men recorded
+        for f in (run_dir() / name).glob(f"*netns-{inode}*"):
+            f.unlink(missing_ok=True)
+            removed.append(f"{name} {f.name}")
     return removed
 
 

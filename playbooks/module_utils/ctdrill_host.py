@@ -363,6 +363,8 @@ def revert_fenced(run_id: str, plan: Json, expected: Json,
                          f"{run_id}: nothing was changed", holder)
         if holder is None:
             recorded = read_result(run_id, env)
+            with contextlib.suppress(OSError):  # reported now: the journal keeps it
+                os.unlink(result_path(run_id, env))
             return True, {"restored": {}, "deleted": [], "errors": [], "diffs": [],
                           "changed": False, "verified": True, "not_held": True,
                           "deadman": dict(deadman_disarm(run_id, env), fired=recorded)}
@@ -433,15 +435,31 @@ def fence(run_id: str, env: HostEnv | None = None) -> None:
         raise Fenced(f"the dead-man of run {run_id} already fired here", holder)
 
 
+def ancestors(proc: str = "/proc") -> set[int]:
+    """This process and every process above it: the play that runs this very module
+    carries the run's id too, and must not be stopped by it."""
+    chain, pid = set(), os.getpid()
+    while pid > 1 and pid not in chain:
+        chain.add(pid)
+        try:
+            with open(os.path.join(proc, str(pid), "stat")) as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return chain
+
+
 def run_processes(run_id: str, env: HostEnv | None = None) -> list[int]:
-    """Processes of `run_id` in this network namespace (they carry CTDRILL_RUN_ID)."""
+    """Processes of `run_id` in this network namespace (they carry CTDRILL_RUN_ID),
+    other than this process and its ancestors."""
     env = _env(env)
     mark = f"{RUN_ID_VARIABLE}={run_id}".encode()
     here = netns_inode()
+    mine = ancestors(env.proc)
     found = []
     for name in os.listdir(env.proc):
         pid = as_pid(name) if name.isdigit() else None
-        if pid is None or pid == os.getpid():
+        if pid is None or pid in mine:
             continue
         try:
             with open(os.path.join(env.proc, name, "environ"), "rb") as f:

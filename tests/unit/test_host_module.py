@@ -547,3 +547,17 @@ def test_the_runs_own_processes_here_are_stopped(tmp_path: Path) -> None:
         for p in (mine, other):
             p.kill()
             p.wait()
+
+
+def test_the_play_running_the_revert_is_not_stopped_by_it(tmp_path: Path) -> None:
+    """The module's own ancestors carry the run id (Ansible passes it down): a revert
+    that killed them would never report back."""
+    env = make_env(tmp_path)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import ctdrill_host as h; "
+              "print(h.run_processes('r-self', h.HostEnv()))")
+    # a shell that stays the python's parent (the `; true` keeps it from exec'ing)
+    out = subprocess.run(["sh", "-c", '"$0" -c "$1" "$2"; true', sys.executable, script,
+                          str(PLAYBOOKS / "module_utils")], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, CTDRILL_RUN_ID="r-self"))
+    assert out.stdout.strip() == "[]", out.stderr
+    assert os.getpid() in host.ancestors(env.proc)
