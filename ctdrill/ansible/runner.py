@@ -44,6 +44,12 @@ os.execv({real!r}, [{real!r}] + sys.argv[1:])
 """
 
 
+CHANGING_PLAYS = frozenset({"apply"})
+"""Plays whose processes carry CTDRILL_RUN_ID: the ones a dead-man must stop if they are
+still running when it fires. A revert play must not carry it: its workers for other
+hosts would look like the run's leftovers to each other."""
+
+
 def host_pattern(hosts: list[str]) -> str:
     """The play's `hosts:` value: explicit names joined by ':', each one checked."""
     if not hosts:
@@ -195,7 +201,8 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
             playbook=str(playbook), extravars=extravars, quiet=True,
-            envvars=_env(pdd, run_id), timeout=timeout, suppress_env_files=True,
+            envvars=_env(pdd, run_id if name in CHANGING_PLAYS else ""),
+            timeout=timeout, suppress_env_files=True,
             cancel_callback=_never,
         )
         return RunResult(status=runner.status, rc=runner.rc, hosts=_collect(runner.events))

@@ -332,12 +332,10 @@ def revert_verified(run_id: str, plan: Json, expected: Json,
     One sequence on the host keeps the order: a host that is not provably back keeps
     its dead-man switch armed and its lock. Returns (verified, the module's result).
     """
-    stopped = stop_run_processes(run_id, env)
     result = revert(plan, env)
     touched = list(plan.get("sysctl", {}))
     diffs = compare(expected, snapshot(touched, env), touched=touched)
-    out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]),
-               stopped=stopped)
+    out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]))
     if result["errors"] or diffs:
         return False, out
     out.update(verified=True, deadman=deadman_disarm(run_id, env),

@@ -207,7 +207,7 @@ def test_revert_order_puts_buckets_first_and_keeps_the_plan_order_otherwise() ->
     assert host.revert_order([MAX, acct, BUCKETS]) == [BUCKETS, MAX, acct]
 
 
-FAILURE_KEYS = {"restored", "deleted", "errors", "diffs", "changed", "stopped"}
+FAILURE_KEYS = {"restored", "deleted", "errors", "diffs", "changed"}
 
 
 def armed_drill(env: Any, run_id: str = "r1") -> dict[str, Any]:
