@@ -42,3 +42,17 @@ def assert_promtool_accepts(text: str) -> None:
     result = promtool_check_metrics(text)
     said = (result.stdout + result.stderr).strip()
     assert result.returncode == 0 and not said, f"promtool check metrics: {said}\n---\n{text}"
+
+
+Series = dict[str, list[tuple[dict[str, str], float]]]
+
+
+def series(text: str) -> Series:
+    """Sample name -> [(labels, value)], as prometheus_client's own parser reads the page."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Series = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, []).append((dict(s.labels), s.value))
+    return out

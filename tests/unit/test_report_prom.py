@@ -15,20 +15,10 @@ from ctdrill.errors import InvalidInput
 from ctdrill.report import render_prom
 from ctdrill.report.files import previous_last_success, write_textfile
 from ctdrill.report.model import ExpectationRow, Report, RevertRow
-from tests.consumers import assert_promtool_accepts, promtool_check_metrics
+from tests.consumers import Series, assert_promtool_accepts, promtool_check_metrics, series
 from tests.unit.test_report_support import crashed_after_changes, output_cases, report
 
 CASES = output_cases()
-Series = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def series(text: str) -> Series:
-    """Sample name -> [(labels, value)], as prometheus_client parses the page."""
-    out: Series = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), s.value))
-    return out
 
 
 def one(found: Series, name: str) -> float:

@@ -23,17 +23,7 @@ from ctdrill.telemetry.protocol import Hello, Sample, TableFullEvent
 from ctdrill.watch import service as service_mod
 from ctdrill.watch.exposition import TargetView, render
 from ctdrill.watch.service import WatchService
-from tests.consumers import assert_promtool_accepts
-
-Series = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def series(text: str) -> Series:
-    out: Series = {}
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            out.setdefault(s.name, []).append((dict(s.labels), s.value))
-    return out
+from tests.consumers import assert_promtool_accepts, series
 
 
 def metrics(count: int = 943718, maximum: int = 1048576) -> WindowMetrics:
