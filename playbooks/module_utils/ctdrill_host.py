@@ -325,6 +325,12 @@ def revert(plan: Json, env: HostEnv | None = None) -> Json:
     return {"restored": restored, "deleted": deleted, "errors": errors}
 
 
+def verify_keys(plan: Json, expected: Json | None) -> list[str]:
+    """Every key the snapshot holds (a drill may have read keys outside net.netfilter on
+    this host because another host changes them) plus the plan's own."""
+    return sorted(set(plan.get("sysctl", {})) | set((expected or {}).get("sysctl", {})))
+
+
 def revert_verified(run_id: str, plan: Json, expected: Json,
                     env: HostEnv | None = None) -> tuple[bool, Json]:
     """Revert, verify against the snapshot, and only when verified disarm and unlock.
@@ -334,7 +340,7 @@ def revert_verified(run_id: str, plan: Json, expected: Json,
     """
     result = revert(plan, env)
     touched = list(plan.get("sysctl", {}))
-    diffs = compare(expected, snapshot(touched, env), touched=touched)
+    diffs = compare(expected, snapshot(verify_keys(plan, expected), env), touched=touched)
     out = dict(result, diffs=diffs, changed=bool(result["restored"] or result["deleted"]))
     if result["errors"] or diffs:
         return False, out
@@ -735,7 +741,7 @@ def _revert_and_verify(run_id: str, plan: Json, expected: Json | None,
     stopped = stop_run_processes(run_id, env)
     result = revert(plan, env)
     touched = list(plan.get("sysctl", {}))
-    diffs = (compare(expected, snapshot(touched, env), touched=touched)
+    diffs = (compare(expected, snapshot(verify_keys(plan, expected), env), touched=touched)
              if expected else ["no snapshot to verify against"])
     return dict(result, diffs=diffs, stopped=stopped,
                 verified=not result["errors"] and not diffs)

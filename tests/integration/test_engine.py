@@ -191,7 +191,7 @@ targets: {hosts: "gw:venue"}
 changes:
   - sysctl: {net.netfilter.nf_conntrack_udp_timeout: 12}
   - hosts: venue
-    sysctl: {net.netfilter.nf_conntrack_tcp_timeout_close: notanumber}
+    sysctl: {net.ipv4.tcp_syn_retries: notanumber}  # plain text the kernel refuses
 observe: {duration_s: 1}
 """)
     result = ctdrill("run", str(spec), "-i", str(lab.plan.inventory_path), "--json",

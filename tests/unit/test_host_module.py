@@ -561,3 +561,16 @@ def test_the_play_running_the_revert_is_not_stopped_by_it(tmp_path: Path) -> Non
                          check=True, env=dict(os.environ, CTDRILL_RUN_ID="r-self"))
     assert out.stdout.strip() == "[]", out.stderr
     assert os.getpid() in host.ancestors(env.proc)
+
+
+def test_a_key_read_for_another_host_is_verified_not_reported_missing(tmp_path: Path) -> None:
+    """prepare reads every key the drill touches anywhere; a host whose plan leaves one of
+    them alone must still verify (it was read, so it is read again)."""
+    other = "net.ipv4.tcp_syn_retries"
+    env = make_env(tmp_path, values={UDP: "30", MAX: "262144", COUNT: "1", other: "6"})
+    assert host.lock_acquire(owner("r1"), env)[0]
+    before = host.snapshot([UDP, other], env)
+    host.write_sysctl(UDP, "10", env)
+    verified, out = host.revert_verified("r1", {"sysctl": {UDP: "30"}, "nft_tables": []},
+                                         before, env)
+    assert verified, out["diffs"]
