@@ -10,6 +10,7 @@ element, attribute, link, emphasis or table cell came from the journal.
 
 from __future__ import annotations
 
+import copy
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -46,13 +47,14 @@ def _rename(value: Any, names: dict[str, str]) -> Any:
 
 def spec_and_hosts(recs: list[Record], text: str) -> list[Record]:
     """The spec's free text (description, expectation names), the verdicts that carry
-    them, and the host names (from the inventory) all hold `text`; the spec still
-    validates, so every spec-derived part of the report is drawn (a spec cannot hold a
+    them, and the host names (from the inventory, in every record but the spec, which
+    names hosts by plain names only) all hold `text`; the spec still validates, so every spec-derived part of the report is drawn (a spec cannot hold a
     lone surrogate: pydantic refuses it, so that one is left to every_string)."""
     text = text.replace("\ud800", "")
     hosts = {r["host"] for r in recs if isinstance(r.get("host"), str)}
+    spec = copy.deepcopy(recs[0]["spec"])  # a spec names hosts by plain names only
     recs = _rename(recs, {h: f"{h}{text}" for h in hosts})
-    spec = recs[0]["spec"]
+    recs[0]["spec"] = spec
     spec["description"] = text
     for i, exp in enumerate(spec["expect"]):
         exp["name"] = f"{i}{text}"
