@@ -272,7 +272,7 @@ class StepTrendExpectation(Strict):
     direction: Literal["decreasing", "increasing"]
     strict: bool = Field(False, description="Each step must beat the one before by more than "
                          "the noise floor, instead of merely not being worse than it.")
-    tolerance: float = Field(0.1, ge=0, le=1, description=(
+    tolerance: float = Field(0.25, ge=0, le=1, description=(
         "Noise floor, relative to the larger of two neighbouring values: neighbours within "
         "it count as equal (docs/DRILL-SPEC.md; default from bench/drill_stability.py)."))
     abs_tolerance: float = Field(0.0, ge=0, description=(

@@ -18,6 +18,7 @@ def trend(**fields: Any) -> StepTrendExpectation:
 
 
 def test_two_healthy_values_that_differ_by_noise_count_as_equal() -> None:
+    assert trend_holds(0.2608, 0.2830, trend())  # the largest wobble measured in 10 runs
     # the measured failure: max-8k = 0.3319 then max-32k = 0.3361 bps, both healthy
     assert trend_holds(0.3319, 0.3361, trend())
 
@@ -29,7 +30,8 @@ def test_a_real_rise_still_fails_a_decreasing_trend() -> None:
 
 @pytest.mark.parametrize(("before", "after", "holds"), [
     (3.0, 13.0, True),    # HCP95 3 -> 13 when max grows alone: a real margin
-    (3.0, 3.2, False),    # within 10 % of 3.2: noise, not a rise
+    (3.0, 3.2, False),    # within 25 % of 3.2: noise, not a rise
+    (3.0, 3.9, False),
     (3.0, 3.0, False),
 ])
 def test_strict_increasing_needs_more_than_the_floor(before: float, after: float,
