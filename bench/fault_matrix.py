@@ -450,8 +450,8 @@ back, a rebuilt lab); a trial that needed it is listed under findings.
 """
 
 
-def page(cells: list[CellSummary], bench: Bench, command: str, minutes: float) -> str:
-    spec = bench.specs["drill"].read_text()
+def page(cells: list[CellSummary], bench: Bench, spec: str, command: str,
+         minutes: float) -> str:
     return (f"Command: `{command}` (took {minutes:.0f} min)\n\n"
             + METHOD.format(poll=POLL_S, settle=SETTLE_S)
             + f"\nThe drill (TTL {bench.ttl_s:g} s; the next drill is the same with a 1 s "
@@ -496,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries: list[CellSummary] = []
     try:
         bench = Bench.start(args.ttl, work)
+        spec = bench.specs["drill"].read_text()  # the work dir goes before the page is written
         try:
             for i, cell in enumerate(cells, 1):
                 print(f"[{i}/{len(cells)}] {cell.name}: {cell.description}", flush=True)
@@ -511,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(summaries))
     print(render_goal(summaries))
     if not args.no_docs:
-        print(write_page("FAULTS.md", "Fault matrix", page(summaries, bench, command,
-                                                            (time.monotonic() - started) / 60)))
+        print(write_page("FAULTS.md", "Fault matrix", page(
+            summaries, bench, spec, command, (time.monotonic() - started) / 60)))
         (DOCS / "faults.json").write_text(json.dumps(
             {"command": command, "ttl_s": args.ttl, "cells": to_json(summaries)},
             indent=1) + "\n")

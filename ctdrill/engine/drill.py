@@ -214,7 +214,8 @@ def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = 
                 journal.write("locking", hosts=hosts)  # intent first: revert can unlock
                 try:
                     snapshots, refused = ops.prepare(
-                        hosts, touched_keys(base_changes, *step_changes), journal.path)
+                        hosts, touched_keys(base_changes, *step_changes), journal.path,
+                        spec.revert.ttl_s)
                 except CtdrillError:
                     _unlock_or_say(ops, journal, hosts, "prepare failed")
                     raise

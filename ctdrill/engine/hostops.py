@@ -92,12 +92,14 @@ class HostOps:
                                      "check that nft and python3 exist on the target")
         return self._snapshots(result, hosts)
 
-    def prepare(self, hosts: list[str], keys: list[str], journal: Path,
+    def prepare(self, hosts: list[str], keys: list[str], journal: Path, ttl_s: float,
                 ) -> tuple[dict[str, dict[str, Any]], list[LockRefusal]]:
-        """Lock every host for this run, then snapshot it."""
+        """Lock every host for this run (with a lock-only dead-man switch that frees it
+        at the TTL should the run die before applying), then snapshot it."""
         owner = {"orchestrator_host": socket.gethostname(), "orchestrator_pid": os.getpid(),
                  "journal": str(journal)}
-        result = self._play("prepare", hosts, {"common": {"keys": keys, "owner": owner}})
+        result = self._play("prepare", hosts, {"common": {"keys": keys, "owner": owner,
+                                                          "ttl_s": ttl_s}})
         _unreachable(result, hosts)
         refusals = [LockRefusal(r.host, r.result.get("holder", {}))
                     for r in result.failures() if r.result.get("locked")]

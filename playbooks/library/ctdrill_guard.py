@@ -12,6 +12,7 @@ from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.ctdrill_host import (
+    LOCK_ONLY_PLAN,
     Fenced,
     HostError,
     deadman_arm,
@@ -41,9 +42,15 @@ def act(module: AnsibleModule, action: str, part: dict[str, Any]) -> None:
         if not ok:
             module.fail_json(msg=f"target is locked by drill run {holder.get('run_id')}",
                              holder=holder, locked=True)
-        module.exit_json(changed=True, holder=holder)
+        # a lock never outlives its run: the switch releases it at the TTL if the run
+        # dies before it applies anything (apply re-arms it with the real plan)
+        switch = deadman_arm(run_id, LOCK_ONLY_PLAN, float(part["ttl_s"]))
+        module.exit_json(changed=True, holder=holder, deadman=switch)
     if action == "unlock":
-        module.exit_json(changed=lock_release(run_id))
+        with host_mutex():
+            released = lock_release(run_id)
+            deadman_disarm(run_id) if released else None
+        module.exit_json(changed=released)
     if action == "arm":
         if not part.get("arm", True):
             module.exit_json(changed=False, deadman={"armed": "already"})

@@ -545,6 +545,11 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+LOCK_ONLY_PLAN: Json = {"sysctl": {}, "nft_tables": []}
+"""The plan of the switch armed with the lock: an orchestrator that dies after locking
+and before applying leaves nothing to revert, only a lock to release at the TTL."""
+
+
 def lock_acquire(owner: Json, env: HostEnv | None = None) -> tuple[bool, Json]:
     """Take this target's drill lock. Returns (True, owner) or (False, holder).
 
@@ -613,6 +618,8 @@ def deadman_arm(run_id: str, plan: Json, ttl_s: float, env: HostEnv | None = Non
     fires at now + ttl_s (boot clock) unless disarmed."""
     env = _env(env)
     d = deadman_dir(run_id, env)
+    if os.path.isdir(d):  # re-armed (lock-only switch -> the apply's): one timer only
+        stop_timer(d, env)
     os.makedirs(d, exist_ok=True)
     script = os.path.join(d, "ctdrill_host.py")
     with open(script, "w") as f:
@@ -739,6 +746,10 @@ def _deadman_meta(d: str) -> Json:
 def _revert_and_verify(run_id: str, plan: Json, expected: Json | None,
                        env: HostEnv) -> Json:
     stopped = stop_run_processes(run_id, env)
+    if expected is None and not plan.get("sysctl") and not plan.get("nft_tables"):
+        # the lock-only switch: the run died between lock and apply, nothing was changed
+        return {"restored": {}, "deleted": [], "errors": [], "diffs": [], "stopped": stopped,
+                "verified": True, "lock_only": True}
     result = revert(plan, env)
     touched = list(plan.get("sysctl", {}))
     diffs = (compare(expected, snapshot(verify_keys(plan, expected), env), touched=touched)

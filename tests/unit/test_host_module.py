@@ -410,11 +410,13 @@ def test_the_copied_script_runs_standalone_and_fires_after_its_deadline(tmp_path
     run = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py"), "deadman", d],
                          capture_output=True, text=True, timeout=60, check=False,
                          env=dict(os.environ, CTDRILL_RUN_DIR=str(tmp_path / "run")))
-    assert run.returncode == 1, run.stderr  # fired, but had nothing to verify against
-    fired = json.loads(Path(d, "result.json").read_text())
+    # a lock-only switch (nothing planned, nothing to verify): it fires and frees the host
+    assert run.returncode == 0, run.stderr
+    fired = host.read_result("r1", env)
+    assert fired is not None and fired["lock_only"] and fired["verified"]
     assert fired["errors"] == [] and fired["restored"] == {} and fired["fired_boot_s"] > 60
-    assert fired["diffs"] == ["no snapshot to verify against"] and not fired["verified"]
-    usage = subprocess.run([sys.executable, os.path.join(d, "ctdrill_host.py")],
+    assert not os.path.exists(d)
+    usage = subprocess.run([sys.executable, str(PLAYBOOKS / "module_utils" / "ctdrill_host.py")],
                            capture_output=True, text=True, timeout=60, check=False)
     assert usage.returncode == 2 and usage.stderr.startswith("usage:")
 
@@ -574,3 +576,24 @@ def test_a_key_read_for_another_host_is_verified_not_reported_missing(tmp_path: 
     verified, out = host.revert_verified("r1", {"sysctl": {UDP: "30"}, "nft_tables": []},
                                          before, env)
     assert verified, out["diffs"]
+
+
+def test_a_run_that_dies_between_lock_and_apply_leaves_no_lock(tmp_path: Path) -> None:
+    """The switch armed with the lock frees the host at the TTL; apply re-arms it with the
+    real plan (one timer, the new plan)."""
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    assert host.lock_acquire(owner("r1"), env)[0]
+    host.deadman_arm("r1", host.LOCK_ONLY_PLAN, 30, env)
+    assert host.deadman_wait(host.deadman_dir("r1", env), env=env) == 0
+    assert host.lock_holder(env) is None and host.lock_acquire(owner("r2"), env)[0]
+
+
+def test_a_plan_without_a_snapshot_is_not_called_verified(tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    env = make_env(tmp_path, clock=clock, sleep=clock.sleep)
+    assert host.lock_acquire(owner("r1"), env)[0]
+    host.deadman_arm("r1", {"sysctl": {UDP: "30"}, "nft_tables": []}, 1, env)
+    assert host.deadman_wait(host.deadman_dir("r1", env), env=env) == 1
+    assert host.deadman_status("r1", env)["fired"]["diffs"] == ["no snapshot to verify against"]
+    assert host.lock_holder(env)["run_id"] == "r1"  # type: ignore[index]
