@@ -537,9 +537,9 @@ def test_a_revert_after_the_deadman_reports_what_it_did(tmp_path: Path) -> None:
 
 def test_the_runs_own_processes_here_are_stopped(tmp_path: Path) -> None:
     env = make_env(tmp_path)
-    mine = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+    mine = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"],
                             env=dict(os.environ, CTDRILL_RUN_ID="r-stop"))
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"],
+    other = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"],
                              env=dict(os.environ, CTDRILL_RUN_ID="r-other"))
     try:
         assert host.stop_run_processes("r-stop", env) == [mine.pid]
