@@ -130,8 +130,27 @@ def _integral(value: Any) -> Any:
     return value
 
 
+class StringCheck:
+    """String metadata whose `check` is the validator and whose `schema_extra` is the
+    same rule in the JSON Schema: one hook pair for every such constraint."""
+
+    def check(self, value: str) -> str:
+        raise NotImplementedError
+
+    def schema_extra(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __get_pydantic_core_schema__(self, source: Any,
+                                     handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: CoreSchema,
+                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), **self.schema_extra()}
+
+
 @dataclass(frozen=True)
-class Matching:
+class Matching(StringCheck):
     """String metadata: must match `body` (anchored); `message` has `{}` for the value.
 
     The same pattern is the check and the schema's `pattern`, run by the same engine.
@@ -149,19 +168,12 @@ class Matching:
             raise ValueError(self.message.format(repr(value)))
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any,
-                                     handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
-
-    def __get_pydantic_json_schema__(self, schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        out = handler(schema)
-        out["pattern"] = self.pattern
-        return out
+    def schema_extra(self) -> dict[str, Any]:
+        return {"pattern": self.pattern}
 
 
 @dataclass(frozen=True)
-class Among:
+class Among(StringCheck):
     """String metadata: must be one of `choices()` (computed when first needed).
 
     For sets too large for a readable error (time zones): the message stays short, and
@@ -176,15 +188,8 @@ class Among:
             raise ValueError(self.message.format(repr(value)))
         return value
 
-    def __get_pydantic_core_schema__(self, source: Any,
-                                     handler: GetCoreSchemaHandler) -> CoreSchema:
-        return core_schema.no_info_after_validator_function(self.check, handler(source))
-
-    def __get_pydantic_json_schema__(self, schema: CoreSchema,
-                                     handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        out = handler(schema)
-        out["enum"] = sorted(self.choices())
-        return out
+    def schema_extra(self) -> dict[str, Any]:
+        return {"enum": sorted(self.choices())}
 
 
 HostName = Annotated[str, Matching(
