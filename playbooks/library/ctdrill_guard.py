@@ -8,22 +8,25 @@ holds this host's lock can arm its switch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import (
-    LOCK_ONLY_PLAN,
-    Fenced,
-    HostError,
-    deadman_arm,
-    deadman_disarm,
-    deadman_status,
-    decode_payload,
-    fence,
-    host_mutex,
-    lock_acquire,
-    lock_release,
-)
+
+if TYPE_CHECKING:  # mypy sees module_utils as top-level modules (see ctdrill_env)
+    from ctdrill_deadman import LOCK_ONLY_PLAN, deadman_arm, deadman_disarm, deadman_status
+    from ctdrill_env import Fenced, HostError
+    from ctdrill_lock import fence, host_mutex, lock_acquire, lock_release
+    from ctdrill_payload import decode_payload
+else:  # the spelling Ansible's module_utils finder follows and ships
+    from ansible.module_utils.ctdrill_deadman import (
+        LOCK_ONLY_PLAN,
+        deadman_arm,
+        deadman_disarm,
+        deadman_status,
+    )
+    from ansible.module_utils.ctdrill_env import Fenced, HostError
+    from ansible.module_utils.ctdrill_lock import fence, host_mutex, lock_acquire, lock_release
+    from ansible.module_utils.ctdrill_payload import decode_payload
 
 DOCUMENTATION = r"""
 module: ctdrill_guard

@@ -6,17 +6,20 @@ Fenced like every change: only the run that holds this host's lock can load it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import (
-    Fenced,
-    HostError,
-    check_own_table,
-    decode_payload,
-    fence,
-    host_mutex,
-    nft_apply_table,
-    nft_tables,
-)
+
+if TYPE_CHECKING:  # mypy sees module_utils as top-level modules (see ctdrill_env)
+    from ctdrill_env import Fenced, HostError
+    from ctdrill_lock import fence, host_mutex
+    from ctdrill_nft_ops import check_own_table, nft_apply_table, nft_tables
+    from ctdrill_payload import decode_payload
+else:  # the spelling Ansible's module_utils finder follows and ships
+    from ansible.module_utils.ctdrill_env import Fenced, HostError
+    from ansible.module_utils.ctdrill_lock import fence, host_mutex
+    from ansible.module_utils.ctdrill_nft_ops import check_own_table, nft_apply_table, nft_tables
+    from ansible.module_utils.ctdrill_payload import decode_payload
 
 DOCUMENTATION = r"""
 module: ctdrill_nft
@@ -34,7 +37,8 @@ def main() -> None:
         part = decode_payload(module.params["payload"], module.params["host"])
         nft = part.get("nft")
         if not nft:
-            module.exit_json(changed=False)
+            module.exit_json(changed=False)  # exits
+            return
         check_own_table(nft["table"])
         with host_mutex():
             fence(part["run_id"])

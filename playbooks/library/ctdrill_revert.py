@@ -9,8 +9,18 @@ Fenced: a revert asked for by a run that does not hold this host's lock changes 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import Fenced, HostError, decode_payload, revert_fenced
+
+if TYPE_CHECKING:  # mypy sees module_utils as top-level modules (see ctdrill_env)
+    from ctdrill_env import Fenced, HostError
+    from ctdrill_fenced_revert import revert_fenced
+    from ctdrill_payload import decode_payload
+else:  # the spelling Ansible's module_utils finder follows and ships
+    from ansible.module_utils.ctdrill_env import Fenced, HostError
+    from ansible.module_utils.ctdrill_fenced_revert import revert_fenced
+    from ansible.module_utils.ctdrill_payload import decode_payload
 
 DOCUMENTATION = r"""
 module: ctdrill_revert

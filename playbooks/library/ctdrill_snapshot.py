@@ -3,8 +3,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import HostError, decode_payload, snapshot
+
+if TYPE_CHECKING:  # mypy sees module_utils as top-level modules (see ctdrill_env)
+    from ctdrill_env import HostError
+    from ctdrill_payload import decode_payload
+    from ctdrill_snapshot_ops import snapshot
+else:  # the spelling Ansible's module_utils finder follows and ships
+    from ansible.module_utils.ctdrill_env import HostError
+    from ansible.module_utils.ctdrill_payload import decode_payload
+    from ansible.module_utils.ctdrill_snapshot_ops import snapshot
 
 DOCUMENTATION = r"""
 module: ctdrill_snapshot

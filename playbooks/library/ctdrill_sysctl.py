@@ -7,17 +7,20 @@ has not fired. Values arrive typed in the payload (base64 JSON), never templated
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ctdrill_host import (
-    Fenced,
-    HostError,
-    decode_payload,
-    fence,
-    host_mutex,
-    write_sysctl,
-)
+
+if TYPE_CHECKING:  # mypy sees module_utils as top-level modules (see ctdrill_env)
+    from ctdrill_env import Fenced, HostError
+    from ctdrill_lock import fence, host_mutex
+    from ctdrill_payload import decode_payload
+    from ctdrill_sysctl_ops import write_sysctl
+else:  # the spelling Ansible's module_utils finder follows and ships
+    from ansible.module_utils.ctdrill_env import Fenced, HostError
+    from ansible.module_utils.ctdrill_lock import fence, host_mutex
+    from ansible.module_utils.ctdrill_payload import decode_payload
+    from ansible.module_utils.ctdrill_sysctl_ops import write_sysctl
 
 DOCUMENTATION = r"""
 module: ctdrill_sysctl
