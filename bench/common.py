@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import platform
-import statistics
 import subprocess
 import time
 from pathlib import Path
+
+from ctdrill.metrics.quantile import nearest_rank
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+    """ctdrill's one quantile definition (nearest rank); NaN for no values."""
+    value = nearest_rank(values, q)
+    return float("nan") if value is None else value
 
 
 def machine() -> str:

@@ -8,8 +8,9 @@ matrix product over cluster-level sums rather than a refit over orders:
 
 - the host fixed-effects regression is solved from per-cluster cross-product moments
   (weighted within-host demeaning done on the moments, exactly equal to host dummies);
-- weighted quantiles sort once and, per replicate, cumulate only the upper tail above a
-  split whose lower weight comes from one matrix product.
+- weighted quantiles (nearest rank, ctdrill/metrics/quantile.py) sort once and, per
+  replicate, cumulate only the upper tail above a split whose lower weight comes from
+  one matrix product.
 
 The matching weights are held fixed across replicates (the bootstrap is conditional on
 the matched sample); docs/ANALYSIS.md says what that leaves out.
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ctdrill.analysis.data import F64, I64
+from ctdrill.metrics.quantile import nearest_rank
 
 
 @dataclass(frozen=True)
@@ -92,21 +94,10 @@ def fe_coefficients(x: F64, y: F64, w: F64, clusters: Clusters,
         return np.asarray(np.matmul(np.linalg.pinv(xx), xy), dtype=np.float64)
 
 
-def weighted_quantile(y: F64, w: F64, q: float) -> float | None:
-    """Smallest y whose cumulative weight reaches q of the total (nearest rank, as the
-    probe's CDT: tails are real observations, not interpolations)."""
-    keep = w > 0
-    if not keep.any():
-        return None
-    order = np.argsort(y[keep], kind="stable")
-    ys, cum = y[keep][order], np.cumsum(w[keep][order])
-    i = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(ys[min(i, ys.size - 1)])
-
-
 def boot_quantiles(y: F64, w: F64, cid: I64, rep_w: F64, qs: tuple[float, ...]) -> F64:
     """R x len(qs) weighted quantiles under each replicate's cluster weights (NaN where a
-    replicate leaves the group empty)."""
+    replicate leaves the group empty): per replicate, exactly `weighted_nearest_rank`
+    of metrics/quantile.py, vectorised so a replicate costs no full sort."""
     keep = w > 0
     out = np.full((rep_w.shape[0], len(qs)), np.nan)
     if not keep.any():
@@ -149,10 +140,14 @@ def boot_means(y: F64, w: F64, cid: I64, rep_w: F64) -> F64:
 
 
 def percentile_ci(reps: F64, level: float = 0.95) -> tuple[float, float] | None:
-    """Percentile interval of the finite replicates, None if too few to say anything."""
+    """Percentile interval of the finite replicates, None if too few to say anything.
+
+    The bounds are nearest-rank quantiles (metrics/quantile.py), like every quantile
+    ctdrill reports: each bound is a replicate that was actually drawn."""
     finite = reps[np.isfinite(reps)]
     if finite.size < 20:
         return None
     a = (1 - level) / 2
-    lo, hi = np.quantile(finite, [a, 1 - a])
+    lo, hi = nearest_rank(finite.tolist(), a), nearest_rank(finite.tolist(), 1 - a)
+    assert lo is not None and hi is not None  # finite has at least 20 values
     return float(lo), float(hi)

@@ -29,8 +29,8 @@ import statsmodels.api as sm
 from numpy.typing import NDArray
 from statsmodels.regression.quantile_regression import QuantReg
 
-from ctdrill.analysis.bootstrap import weighted_quantile
 from ctdrill.analysis.data import F64, I64
+from ctdrill.metrics.quantile import weighted_nearest_rank
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,9 @@ def _bandwidth(resid: F64, q: float, n: int, level: float = 0.95) -> float:
     hq = (n ** (-1 / 3) * nd.inv_cdf(1 - (1 - level) / 2) ** (2 / 3)
           * ((1.5 * nd.pdf(x0) ** 2) / (2 * x0 ** 2 + 1)) ** (1 / 3))
     hq = min(hq, 0.5 * min(q, 1 - q))
-    iqr = float(np.subtract(*np.quantile(resid, [0.75, 0.25])))
+    ones = np.ones_like(resid)
+    iqr = ((weighted_nearest_rank(resid, ones, 0.75) or 0.0)
+           - (weighted_nearest_rank(resid, ones, 0.25) or 0.0))
     kappa = min(float(resid.std()), iqr / 1.34) or float(resid.std()) or 1.0
     return kappa * (nd.inv_cdf(q + hq) - nd.inv_cdf(q - hq))
 
@@ -190,8 +192,8 @@ def counterfactual(y: F64, z: F64, control: I64, target_z: F64, slopes: F64) -> 
 
 def quantile_gap(y: F64, treated: NDArray[np.bool_], w: F64, q: float) -> float | None:
     """Weighted q-quantile of high orders minus that of low orders."""
-    hi = weighted_quantile(y[treated], w[treated], q)
-    lo = weighted_quantile(y[~treated], w[~treated], q)
+    hi = weighted_nearest_rank(y[treated], w[treated], q)
+    lo = weighted_nearest_rank(y[~treated], w[~treated], q)
     return None if hi is None or lo is None else hi - lo
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctdrill.analysis.data import F64, I64, OrderLog, Timeline
+from ctdrill.metrics.quantile import nearest_rank
 
 UNOBSERVED, LOW, HIGH, MID = -1, 0, 1, 2
 
@@ -65,7 +66,8 @@ def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
             first += lo_off
             last = np.searchsorted(t, orders.end[idx], side="right") + lo_off
         else:
-            pad = 0.5 * float(np.median(np.diff(t))) if t.size > 1 else 0.5
+            step = nearest_rank(np.diff(t).tolist(), 0.5) if t.size > 1 else None
+            pad = 0.5 * step if step is not None else 0.5
             first = np.searchsorted(t, orders.start[idx] - pad, side="left") + lo_off
             last = np.searchsorted(t, orders.end[idx] + pad, side="right") + lo_off
         seen = last - first

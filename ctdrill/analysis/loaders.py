@@ -16,6 +16,8 @@ import pandas as pd
 from ctdrill.analysis.data import CT_PARTS, F64, I64, TOP_PARTS, OrderLog, Timeline
 from ctdrill.analysis.timeparse import to_epoch_seconds
 from ctdrill.errors import InvalidInput
+from ctdrill.journal.reader import read_records
+from ctdrill.journal.records import InvalidRecord, SamplesRecord
 
 ORDER_COLUMNS = ("order_id", "host", "start", "end", "is_bps", "spread_bps", "volatility",
                  "participation")
@@ -42,8 +44,6 @@ REGIME_PRESSURE = {
     "CT_SAFE_CONTAIN": {"ctr": 1.0, "nfd_per_s": 1.0},
 }
 JSONL = (".jsonl", ".ndjson", ".json")
-# The one drill journal record kind that carries telemetry (engine/observation.py).
-JOURNAL_SAMPLES = "samples"
 
 
 def read_table(path: Path, what: str) -> Any:
@@ -179,16 +179,31 @@ def _sort_order(host: I64, t: F64) -> I64:
     return np.asarray(np.lexsort((t, host)), dtype=np.int64)
 
 
-def _journal_samples(rec: dict[str, Any]) -> list[dict[str, Any]]:
-    """One drill journal `samples` record -> rows. A batch entry's `metrics` is the window
-    ending at that sample (the first sample of a stream has none yet)."""
-    rows = []
-    for entry in rec.get("samples") or []:
-        m = entry.get("metrics") if isinstance(entry, dict) else None
-        if isinstance(m, dict):
-            rows.append({"host": rec.get("host"), "t": m.get("t"), "ctr": m.get("ctr"),
-                         "nfd_per_s": m.get("nfd_per_s")})
-    return rows
+def _is_journal(path: Path) -> bool:
+    """A drill journal: its first line is a JSON object with a string `type`."""
+    try:
+        with path.open("rb") as f:
+            first = next((line for line in f if line.strip()), b"")
+        rec = json.loads(first)
+    except (OSError, ValueError):
+        return False
+    return isinstance(rec, dict) and isinstance(rec.get("type"), str)
+
+
+def _journal_rows(path: Path) -> list[dict[str, Any]]:
+    """A drill journal's telemetry as rows, read as typed records: only its `samples`
+    records (start, verdicts, the `metrics` summary, end are not samples). A batch
+    entry's `metrics` is the window ending at that sample (a stream's first has none).
+    A samples record that does not validate is refused; other records are not read."""
+    records = read_records(path, lenient=True, require_start=False)
+    bad = next((r for r in records if isinstance(r, InvalidRecord) and r.kind == "samples"),
+               None)
+    if bad is not None:
+        raise InvalidInput(f"{path}: {bad.problem}", "pass the unedited journal of a run")
+    return [{"host": r.host, "t": e.metrics.t, "ctr": e.metrics.ctr,
+             "nfd_per_s": e.metrics.nfd_per_s}
+            for r in records if isinstance(r, SamplesRecord)
+            for e in r.samples if e.metrics is not None]
 
 
 def _json_records(path: Path) -> list[Any]:
@@ -214,20 +229,15 @@ def _json_records(path: Path) -> list[Any]:
 
 def _json_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """Flat sample rows from a drill journal, `observe --json` lines, watch transitions or
-    flat JSON lines, and whether the file was a drill journal. Each line is read by what
-    it is: a journal record (it has `type`) only when its kind is `samples`; the run's
-    other records (start, verdicts, the `metrics` summary, end) are not samples."""
+    flat JSON lines, and whether the file was a drill journal."""
+    if _is_journal(path):
+        return _journal_rows(path), True
     rows: list[dict[str, Any]] = []
     seen_up: set[Any] = set()
-    journal = False
     for rec in _json_records(path):
         if not isinstance(rec, dict):
             continue
-        if "type" in rec:  # drill journal (ctdrill/engine/journal.py)
-            journal = True
-            if rec["type"] == JOURNAL_SAMPLES:
-                rows.extend(_journal_samples(rec))
-        elif rec.get("event") == "transition" or (
+        if rec.get("event") == "transition" or (
                 rec.get("event") == "target_up" and rec.get("host") not in seen_up):
             # watch: the regime holds until the next transition; the machine starts healthy
             seen_up.add(rec.get("host"))
@@ -241,7 +251,7 @@ def _json_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
                 rows.append({"host": rec.get("target", rec.get("host")), **rec["metrics"]})
         elif "t" in rec or "time" in rec or "timestamp" in rec:
             rows.append(rec)
-    return rows, journal
+    return rows, False
 
 
 def _json_timeline(path: Path) -> Timeline | None:

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from scipy.spatial import cKDTree
 
 from ctdrill.analysis.data import F64, I64
+from ctdrill.metrics.quantile import weighted_nearest_rank
 
 DAY_S = 86400.0
 COVARIATES = ("spread_bps", "volatility", "participation", "hour_of_day")
@@ -78,11 +79,15 @@ def hour_of_day(start: F64) -> F64:
 
 
 def quantile_bins(x: F64, bins: int) -> I64:
-    """Bin codes 0..bins-1 by pooled quantiles; ties collapse bins instead of splitting."""
-    if bins <= 1:
+    """Bin codes 0..bins-1 by pooled quantiles; ties collapse bins instead of splitting.
+
+    Cuts are nearest-rank quantiles (metrics/quantile.py), so each is an observed value
+    and belongs to the bin it closes: bin k holds (cut k-1, cut k]."""
+    if bins <= 1 or not x.size:
         return np.zeros(x.size, dtype=np.int64)
-    cuts = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
-    return np.asarray(np.searchsorted(cuts, x, side="right"), dtype=np.int64)
+    ones = np.ones_like(x)
+    cuts = np.unique([weighted_nearest_rank(x, ones, k / bins) for k in range(1, bins)])
+    return np.asarray(np.searchsorted(cuts, x, side="left"), dtype=np.int64)
 
 
 def strata_codes(host: I64, covs: F64, hour: F64, bins: int, tod_bins: int,

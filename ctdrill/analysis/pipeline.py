@@ -4,6 +4,8 @@ estimate, bootstrap, decompose, validate on the canary. No I/O here."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -18,10 +20,10 @@ from ctdrill.analysis.bootstrap import (
     fe_coefficients,
     percentile_ci,
     replicate_weights,
-    weighted_quantile,
 )
 from ctdrill.analysis.data import CT_PARTS, F64, TOP_PARTS, OrderLog, Timeline
 from ctdrill.analysis.estimate import (
+    Fit,
     counterfactual,
     design,
     fe_mean,
@@ -31,11 +33,13 @@ from ctdrill.analysis.estimate import (
     tail_slopes,
 )
 from ctdrill.analysis.labels import HIGH, LOW, Labels, label_orders
-from ctdrill.analysis.matching import Pairs, hour_of_day, match
+from ctdrill.analysis.matching import Matching, Pairs, hour_of_day, match
 from ctdrill.analysis.results import AnalysisResult, CanaryResult, Estimate, Part
 from ctdrill.errors import InvalidInput
+from ctdrill.metrics.quantile import weighted_nearest_rank
 
 TAIL_GRID = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
+TAIL_QS = (0.95, 0.99)  # the CDT's quantiles
 
 
 @dataclass(frozen=True)
@@ -93,17 +97,32 @@ def _parts(orders: OrderLog) -> list[tuple[str, str | None]]:
     return names
 
 
-def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> AnalysisResult:
-    """Label, match, estimate and validate; every number in the report comes from here."""
-    if not 0 <= cfg.ctr_low <= cfg.ctr_high <= 1:
-        raise InvalidInput("CTR thresholds must satisfy 0 <= low <= high <= 1",
-                           "e.g. --ctr-low 0.7 --ctr-high 0.9")
-    chosen = _canary_pool(orders, cfg)  # fail fast, before the expensive part
-    clock: dict[str, float] = {}
+@contextmanager
+def _timed(clock: dict[str, float], stage: str) -> Iterator[None]:
+    """Record how long a stage took (the report's timings)."""
     t = time.perf_counter()
-    labels = label_orders(orders, timeline, cfg.ctr_high, cfg.ctr_low)
-    check_overlap(orders, timeline, labels)
-    clock["label"] = time.perf_counter() - t
+    yield
+    clock[stage] = time.perf_counter() - t
+
+
+@dataclass(frozen=True)
+class _Sample:
+    """The high- and low-pressure orders the estimators run on."""
+
+    labels: Labels
+    counts: dict[str, int]
+    sub: OrderLog
+    treated: NDArray[np.bool_]
+    covs: F64
+    hour: F64
+
+
+def _label(orders: OrderLog, timeline: Timeline, cfg: Config,
+           clock: dict[str, float]) -> _Sample:
+    """Label every order by the pressure it met; both sides must be present."""
+    with _timed(clock, "label"):
+        labels = label_orders(orders, timeline, cfg.ctr_high, cfg.ctr_low)
+        check_overlap(orders, timeline, labels)
     counts = labels.counts()
     if counts["high"] == 0 or counts["low"] == 0:
         which = "high" if counts["high"] == 0 else "low"
@@ -114,111 +133,173 @@ def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> Ana
             "pressured periods, or adjust --ctr-high/--ctr-low")
     keep = (labels.label == HIGH) | (labels.label == LOW)
     sub = orders.subset(keep)
-    treated: NDArray[np.bool_] = labels.label[keep] == HIGH
-    covs = np.column_stack([sub.spread_bps, sub.volatility, sub.participation])
-    hour = hour_of_day(sub.start)
+    return _Sample(labels, counts, sub, labels.label[keep] == HIGH,
+                   np.column_stack([sub.spread_bps, sub.volatility, sub.participation]),
+                   hour_of_day(sub.start))
 
-    t = time.perf_counter()
-    period = None
-    if chosen is not None and cfg.change_at is not None:
-        period = (sub.start >= cfg.change_at).astype(np.int64)
-    m = match(sub.host, covs, hour, treated, cfg.method, cfg.k, cfg.caliper, cfg.bins,
-              cfg.tod_bins, period)
+
+def _match(s: _Sample, period: NDArray[np.int64] | None, cfg: Config) -> Matching:
+    m = match(s.sub.host, s.covs, s.hour, s.treated, cfg.method, cfg.k, cfg.caliper,
+              cfg.bins, cfg.tod_bins, period)
     if m.matched_high == 0:
         raise InvalidInput("no high-pressure order found a like-for-like low-pressure order",
                            "loosen the matching: a larger --caliper, or --match cem with "
                            "fewer --bins")
-    w = m.weight
-    clock["match"] = time.perf_counter() - t
+    return m
 
-    t = time.perf_counter()
-    tod = 2 * np.pi * hour / 24
-    x = design(treated, np.column_stack([covs, np.sin(tod), np.cos(tod)]))
-    fit, beta = fe_mean(x, sub.is_bps, w, sub.host, len(orders.hosts))
-    clusters = block_clusters(sub.host, sub.start, len(orders.hosts), cfg.block_s)
+
+@dataclass(frozen=True)
+class _Means:
+    """The host-FE mean fit on matched orders and its cluster bootstrap."""
+
+    x: F64
+    fit: Fit
+    beta: F64
+    clusters: Clusters
+    rep_w: F64
+    parts: list[tuple[str, str | None]]
+    ys: F64
+    boot_beta: F64
+
+
+def _means(s: _Sample, w: F64, n_hosts: int, cfg: Config) -> _Means:
+    tod = 2 * np.pi * s.hour / 24
+    x = design(s.treated, np.column_stack([s.covs, np.sin(tod), np.cos(tod)]))
+    fit, beta = fe_mean(x, s.sub.is_bps, w, s.sub.host, n_hosts)
+    clusters = block_clusters(s.sub.host, s.sub.start, n_hosts, cfg.block_s)
     rep_w = replicate_weights(cfg.seed, cfg.reps, clusters.size)
-    parts = _parts(sub)
-    ys = np.column_stack([sub.is_bps, *[sub.parts[p] for p, _ in parts]])
+    parts = _parts(s.sub)
+    ys = np.column_stack([s.sub.is_bps, *[s.sub.parts[p] for p, _ in parts]])
     boot_beta = fe_coefficients(x, ys, w, clusters, rep_w)[:, 0, :]
-    clock["mean"] = time.perf_counter() - t
+    return _Means(x, fit, beta, clusters, rep_w, parts, ys, boot_beta)
 
-    t = time.perf_counter()
-    qs = (0.95, 0.99)
-    pairs = m.pairs
-    controls = np.flatnonzero(~treated)
-    n_hosts = len(orders.hosts)
-    cf = {q: counterfactual(sub.is_bps, m.z, pairs.control, pairs.target_z,
-                            tail_slopes(m.z, sub.is_bps, sub.host, controls, n_hosts, q,
+
+@dataclass(frozen=True)
+class _Tails:
+    """Bias-corrected stand-in outcomes per tail quantile, and the CDT's replicates."""
+
+    cf: dict[float, F64]
+    cdt_b: F64
+
+
+def _tails(s: _Sample, m: Matching, mf: _Means, n_hosts: int, cfg: Config) -> _Tails:
+    controls = np.flatnonzero(~s.treated)
+    pairs, y, cid = m.pairs, s.sub.is_bps, mf.clusters.id
+    cf = {q: counterfactual(y, m.z, pairs.control, pairs.target_z,
+                            tail_slopes(m.z, y, s.sub.host, controls, n_hosts, q,
                                         cfg.qr_sample, cfg.seed))
-          for q in qs}
-    y_hi, w_hi, c_hi = sub.is_bps[treated], w[treated], clusters.id[treated]
-    hi_b = boot_quantiles(y_hi, w_hi, c_hi, rep_w, qs)
-    lo_b = np.column_stack([boot_quantiles(cf[q], pairs.share, clusters.id[pairs.control],
-                                           rep_w, (q,))[:, 0] for q in qs])
-    cdt_b = hi_b - lo_b
-    clock["tails"] = time.perf_counter() - t
+          for q in TAIL_QS}
+    hi_b = boot_quantiles(y[s.treated], m.weight[s.treated], cid[s.treated], mf.rep_w,
+                          TAIL_QS)
+    lo_b = np.column_stack([boot_quantiles(cf[q], pairs.share, cid[pairs.control],
+                                           mf.rep_w, (q,))[:, 0] for q in TAIL_QS])
+    return _Tails(cf, hi_b - lo_b)
 
+
+def _matched(s: _Sample, m: Matching, mf: _Means, tails: _Tails,
+             cfg: Config) -> dict[str, Estimate]:
+    """The headline estimates: mean uplift and CDT p95/p99 on matched orders."""
     method_mean = ("host-FE WLS on matched orders (statsmodels), cluster bootstrap "
                    "percentile CI")
-    matched = {"mean": _estimate(fit.value, boot_beta[:, 0], cfg.level, method_mean)}
-    for i, q in enumerate(qs):
-        q_hi = weighted_quantile(y_hi, w_hi, q)
-        q_lo = weighted_quantile(cf[q], pairs.share, q)
-        matched[f"cdt_p{round(q * 100)}"] = _estimate(
-            None if q_hi is None or q_lo is None else q_hi - q_lo, cdt_b[:, i], cfg.level,
-            "matched high minus bias-corrected matched low quantile, cluster bootstrap "
-            "percentile CI")
-    naive_w = np.ones(treated.size)
-    naive = {"mean": mean_gap(sub.is_bps, treated, naive_w),
-             "cdt_p95": quantile_gap(sub.is_bps, treated, naive_w, 0.95),
-             "cdt_p99": quantile_gap(sub.is_bps, treated, naive_w, 0.99)}
+    out = {"mean": _estimate(mf.fit.value, mf.boot_beta[:, 0], cfg.level, method_mean)}
+    y_hi, w_hi = s.sub.is_bps[s.treated], m.weight[s.treated]
+    for i, q in enumerate(TAIL_QS):
+        q_hi = weighted_nearest_rank(y_hi, w_hi, q)
+        q_lo = weighted_nearest_rank(tails.cf[q], m.pairs.share, q)
+        out[f"cdt_p{round(q * 100)}"] = _estimate(
+            None if q_hi is None or q_lo is None else q_hi - q_lo, tails.cdt_b[:, i],
+            cfg.level, "matched high minus bias-corrected matched low quantile, cluster "
+            "bootstrap percentile CI")
+    return out
 
-    t = time.perf_counter()
+
+def _naive(s: _Sample) -> dict[str, float | None]:
+    """All high minus all low orders, unmatched: what matching corrects."""
+    ones = np.ones(s.treated.size)
+    return {"mean": mean_gap(s.sub.is_bps, s.treated, ones),
+            "cdt_p95": quantile_gap(s.sub.is_bps, s.treated, ones, 0.95),
+            "cdt_p99": quantile_gap(s.sub.is_bps, s.treated, ones, 0.99)}
+
+
+def _quantreg(s: _Sample, w: F64, mf: _Means, n_hosts: int,
+              cfg: Config) -> tuple[dict[str, Estimate], int]:
+    """The second view of the tail: host-FE quantile regression, and the rows it used."""
     quantreg: dict[str, Estimate] = {}
     rows = 0
     z = NormalDist().inv_cdf(0.5 + cfg.level / 2)
-    for q in qs:
-        qfit, rows = quantreg_fe(x, sub.is_bps, w, sub.host, clusters.id, len(orders.hosts),
-                                 beta, q, cfg.qr_sample, cfg.seed)
+    for q in TAIL_QS:
+        qfit, rows = quantreg_fe(mf.x, s.sub.is_bps, w, s.sub.host, mf.clusters.id, n_hosts,
+                                 mf.beta, q, cfg.qr_sample, cfg.seed)
         lo = qfit.value - z * qfit.se if qfit.se is not None else None
         hi = qfit.value + z * qfit.se if qfit.se is not None else None
         quantreg[f"p{round(q * 100)}"] = Estimate(
             qfit.value, lo, hi, "Canay two-step host-FE QuantReg (statsmodels), "
             "cluster-robust sandwich CI" + (f", stratified subsample of {rows} orders"
-                               if rows < int((w > 0).sum()) else ""))
-    clock["quantreg"] = time.perf_counter() - t
+                                            if rows < int((w > 0).sum()) else ""))
+    return quantreg, rows
 
-    point_beta = fe_coefficients(x, ys, w, clusters)[0, 0, :]
-    decomposition = tuple(
-        Part(name, parent, _estimate(float(point_beta[i + 1]), boot_beta[:, i + 1],
+
+def _decomposition(w: F64, mf: _Means, cfg: Config) -> tuple[Part, ...]:
+    point_beta = fe_coefficients(mf.x, mf.ys, w, mf.clusters)[0, 0, :]
+    return tuple(
+        Part(name, parent, _estimate(float(point_beta[i + 1]), mf.boot_beta[:, i + 1],
                                      cfg.level, "host-FE WLS, cluster bootstrap"))
-        for i, (name, parent) in enumerate(parts))
+        for i, (name, parent) in enumerate(mf.parts))
 
-    grid_hi = [weighted_quantile(sub.is_bps[treated], w[treated], q) for q in TAIL_GRID]
-    grid_lo = [weighted_quantile(cf[0.95 if q <= 0.95 else 0.99], pairs.share, q)
+
+def _tail_curve(s: _Sample, m: Matching, tails: _Tails) -> dict[str, list[float]]:
+    """Quantiles of high orders and of their matched stand-ins, for the plot."""
+    y, w = s.sub.is_bps[s.treated], m.weight[s.treated]
+    grid_hi = [weighted_nearest_rank(y, w, q) for q in TAIL_GRID]
+    grid_lo = [weighted_nearest_rank(tails.cf[0.95 if q <= 0.95 else 0.99], m.pairs.share, q)
                for q in TAIL_GRID]
-    curve = {"q": list(TAIL_GRID), "high": [v or 0.0 for v in grid_hi],
-             "low": [v or 0.0 for v in grid_lo]}
+    return {"q": list(TAIL_GRID), "high": [v or 0.0 for v in grid_hi],
+            "low": [v or 0.0 for v in grid_lo]}
 
+
+def _inputs(orders: OrderLog, timeline: Timeline, s: _Sample,
+            parts: list[tuple[str, str | None]]) -> dict[str, object]:
+    return {"log": orders.source, "orders": len(orders), "hosts": len(orders.hosts),
+            "log_span": _span(orders.start), "timeline": timeline.source,
+            "samples": len(timeline), "timeline_hosts": len(timeline.hosts),
+            "timeline_span": list(timeline.span()),
+            "shared_hosts": len(s.labels.shared_hosts), "parts": [p for p, _ in parts]}
+
+
+def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> AnalysisResult:
+    """Label, match, estimate and validate; every number in the report comes from here."""
+    if not 0 <= cfg.ctr_low <= cfg.ctr_high <= 1:
+        raise InvalidInput("CTR thresholds must satisfy 0 <= low <= high <= 1",
+                           "e.g. --ctr-low 0.7 --ctr-high 0.9")
+    chosen = _canary_pool(orders, cfg)  # fail fast, before the expensive part
+    clock: dict[str, float] = {}
+    n_hosts = len(orders.hosts)
+    s = _label(orders, timeline, cfg, clock)
+    with _timed(clock, "match"):
+        period = None
+        if chosen is not None and cfg.change_at is not None:
+            period = (s.sub.start >= cfg.change_at).astype(np.int64)
+        m = _match(s, period, cfg)
+    with _timed(clock, "mean"):
+        mf = _means(s, m.weight, n_hosts, cfg)
+    with _timed(clock, "tails"):
+        tails = _tails(s, m, mf, n_hosts, cfg)
+    matched = _matched(s, m, mf, tails, cfg)
+    with _timed(clock, "quantreg"):
+        quantreg, rows = _quantreg(s, m.weight, mf, n_hosts, cfg)
     canary_result = None
     if chosen is not None and period is not None:
-        t = time.perf_counter()
-        canary_result = _canary(orders, chosen, sub, treated, w, period, clusters, cf, pairs,
-                                rep_w, cfg)
-        clock["canary"] = time.perf_counter() - t
-
+        with _timed(clock, "canary"):
+            canary_result = _canary(orders, chosen, s.sub, s.treated, m.weight, period,
+                                    mf.clusters, tails.cf, m.pairs, mf.rep_w, cfg)
     cdt = matched["cdt_p95"]
-    attributable = cdt.excludes_zero and (cdt.value or 0) > 0
-    verdict = _verdict(cdt, matched["mean"])
     return AnalysisResult(
-        inputs={"log": orders.source, "orders": len(orders), "hosts": len(orders.hosts),
-                "log_span": _span(orders.start), "timeline": timeline.source,
-                "samples": len(timeline), "timeline_hosts": len(timeline.hosts),
-                "timeline_span": list(timeline.span()),
-                "shared_hosts": len(labels.shared_hosts), "parts": [p for p, _ in parts]},
-        config=cfg.to_json(), labels=counts, matching=m, naive=naive, matched=matched,
-        quantreg=quantreg, quantreg_rows=rows, parts=decomposition, tail_curve=curve,
-        verdict=verdict, attributable=attributable, canary=canary_result, timings_s=clock)
+        inputs=_inputs(orders, timeline, s, mf.parts), config=cfg.to_json(),
+        labels=s.counts, matching=m, naive=_naive(s), matched=matched, quantreg=quantreg,
+        quantreg_rows=rows, parts=_decomposition(m.weight, mf, cfg),
+        tail_curve=_tail_curve(s, m, tails), verdict=_verdict(cdt, matched["mean"]),
+        attributable=bool(cdt.excludes_zero and (cdt.value or 0) > 0),
+        canary=canary_result, timings_s=clock)
 
 
 def _verdict(cdt: Estimate, mean: Estimate) -> str:

@@ -4,10 +4,12 @@ and SVG, nothing fetched). Pure: strings in, strings out; the CLI writes the fil
 from __future__ import annotations
 
 import time
-from html import escape
 
 from ctdrill.analysis.results import AnalysisResult, Estimate
-from ctdrill.analysis.svg import PALETTE, Interval, Series, interval_chart, line_chart
+from ctdrill.report.safe import html_text
+from ctdrill.report.svg import Interval, Line, interval_chart, xy_chart
+
+PALETTE = ("#c0392b", "#2471a3", "#7d8c8d", "#b9770e", "#1e8449", "#6c3483")
 
 LABELS = {"mean": "mean IS", "cdt_p95": "p95 IS (CDT p95)", "cdt_p99": "p99 IS (CDT p99)"}
 QR_KEYS = {"mean": None, "cdt_p95": "p95", "cdt_p99": "p99"}
@@ -95,60 +97,76 @@ padding:3px 8px;text-align:left}th{background:#f4f4f4}.verdict{font-size:1.1em;
 padding:.6em;border-left:4px solid #2471a3;background:#f4f8fb}svg{margin:.5em 0}"""
 
 
-def _charts(r: AnalysisResult) -> list[str]:
-    charts = []
-    curve = r.tail_curve
-    qs = [q * 100 for q in curve["q"]]
-    charts.append(line_chart(
-        [Series("high pressure", qs, curve["high"], PALETTE[0]),
-         Series("matched low", qs, curve["low"], PALETTE[1])],
-        "IS quantiles: high-pressure orders vs their matched low-pressure stand-ins",
-        "quantile (%)", "IS (bps)"))
+def _estimate_rows(r: AnalysisResult) -> list[Interval]:
+    """Per metric: the naive difference, the matched estimate and QuantReg's."""
     rows: list[Interval] = []
     for k, e in r.matched.items():
-        rows.append(Interval(f"{LABELS[k]}: naive", r.naive.get(k), None, None, PALETTE[2]))
-        rows.append(Interval(f"{LABELS[k]}: matched", e.value, e.lo, e.hi, PALETTE[1]))
-        q = QR_KEYS[k]
-        if q:
+        rows.append(Interval(f"{k}-naive", f"{LABELS[k]}: naive", r.naive.get(k), None,
+                             None, PALETTE[2]))
+        rows.append(Interval(f"{k}-matched", f"{LABELS[k]}: matched", e.value, e.lo, e.hi,
+                             PALETTE[1]))
+        if q := QR_KEYS[k]:
             qr = r.quantreg[q]
-            rows.append(Interval(f"{LABELS[k]}: QuantReg FE", qr.value, qr.lo, qr.hi,
-                                 PALETTE[3]))
-    charts.append(interval_chart(rows, "Incremental shortfall under pressure (95% CI)"))
+            rows.append(Interval(f"{k}-quantreg", f"{LABELS[k]}: QuantReg FE", qr.value,
+                                 qr.lo, qr.hi, PALETTE[3]))
+    return rows
+
+
+def _canary_chart(r: AnalysisResult) -> str:
+    assert r.canary is not None
+    cells, metric = r.canary.cells, r.canary.metric
+    lines = [Line(pool, pool, [(x, v if (v := cells[f"{pool}/{p}"][metric]) is not None
+                                else float("nan"))
+                               for x, p in ((0.0, "before"), (1.0, "after"))],
+                  color, width=2, markers=True)
+             for pool, color in (("canary", PALETTE[0]), ("control", PALETTE[1]))]
+    return xy_chart(key="canary", title=f"Canary: {metric} before and after the change",
+                    lines=lines, x_label="period", y_label=f"{metric} (bps)",
+                    x_ticks={0.0: "before", 1.0: "after"})
+
+
+def _charts(r: AnalysisResult) -> list[str]:
+    curve = r.tail_curve
+    qs = [q * 100 for q in curve["q"]]
+    charts = [
+        xy_chart(key="tail-curve",
+                 title="IS quantiles: high-pressure orders vs their matched low-pressure "
+                       "stand-ins",
+                 lines=[Line("high", "high pressure", list(zip(qs, curve["high"], strict=True)),
+                             PALETTE[0], width=2, markers=True),
+                        Line("low", "matched low", list(zip(qs, curve["low"], strict=True)),
+                             PALETTE[1], width=2, markers=True)],
+                 x_label="quantile (%)", y_label="IS (bps)"),
+        interval_chart(key="estimates", title="Incremental shortfall under pressure (95% CI)",
+                       rows=_estimate_rows(r))]
     if r.parts:
         charts.append(interval_chart(
-            [Interval(("\u2514 " if p.parent else "") + p.name, p.estimate.value, p.estimate.lo,
-                      p.estimate.hi, PALETTE[0] if p.parent else PALETTE[1])
-             for p in r.parts], "Decomposition: incremental mean per term (95% CI)"))
-    bal: list[Interval] = []
-    for b in r.matching.balance:
-        bal.append(Interval(f"{b.covariate} before", b.smd_before, None, None, PALETTE[2]))
-        bal.append(Interval(f"{b.covariate} after", b.smd_after, None, None, PALETTE[4]))
-    charts.append(interval_chart(bal, "Covariate balance (standardized mean difference)",
-                                 unit="SMD"))
+            key="decomposition", title="Decomposition: incremental mean per term (95% CI)",
+            rows=[Interval(p.name, ("\u2514 " if p.parent else "") + p.name, p.estimate.value,
+                           p.estimate.lo, p.estimate.hi, PALETTE[0] if p.parent else PALETTE[1])
+                  for p in r.parts]))
+    bal = [Interval(f"{b.covariate}-{when}", f"{b.covariate} {when}", v, None, None, color)
+           for b in r.matching.balance
+           for when, v, color in (("before", b.smd_before, PALETTE[2]),
+                                  ("after", b.smd_after, PALETTE[4]))]
+    charts.append(interval_chart(key="balance", unit="SMD", rows=bal,
+                                 title="Covariate balance (standardized mean difference)"))
     if r.canary is not None:
-        cells = r.canary.cells
-        metric = r.canary.metric
-        series = [Series(pool, [0.0, 1.0],
-                         [v if (v := cells[f"{pool}/{p}"][metric]) is not None
-                          else float("nan") for p in ("before", "after")], color)
-                  for pool, color in (("canary", PALETTE[0]), ("control", PALETTE[1]))]
-        charts.append(line_chart(series, f"Canary: {metric} before and after the change",
-                                 "period", f"{metric} (bps)",
-                                 {0.0: "before", 1.0: "after"}))
+        charts.append(_canary_chart(r))
     return charts
 
 
 def render_html(r: AnalysisResult) -> str:
     parts = ["<!doctype html><html><head><meta charset='utf-8'>",
              "<title>ctdrill CDT analysis</title>", f"<style>{CSS}</style></head><body>",
-             "<h1>CDT analysis</h1>", f"<p class='verdict'>{escape(r.verdict)}</p>"]
+             "<h1>CDT analysis</h1>", f"<p class='verdict'>{html_text(r.verdict)}</p>"]
     if r.canary is not None:
-        parts.append(f"<p class='verdict'>Canary: {escape(r.canary.verdict)}</p>")
+        parts.append(f"<p class='verdict'>Canary: {html_text(r.canary.verdict)}</p>")
     parts.extend(_charts(r))
     for title, header, rows in tables(r):
-        parts.append(f"<h2>{escape(title)}</h2><table><tr>"
-                     + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr>")
-        parts.extend("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>"
+        parts.append(f"<h2>{html_text(title)}</h2><table><tr>"
+                     + "".join(f"<th>{html_text(h)}</th>" for h in header) + "</tr>")
+        parts.extend("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>"
                      for row in rows)
         parts.append("</table>")
     parts.append(f"<p>QuantReg on {r.quantreg_rows:,} orders. Method and assumptions: "

@@ -15,8 +15,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
-from ctdrill.analysis.data import F64
+from ctdrill.analysis.data import F64, I64
+from ctdrill.metrics.quantile import weighted_nearest_rank
+
+Bool2D = NDArray[np.bool_]
+CT_TERMS = ("drop_gap_bps", "state_skew_bps", "burst_recovery_bps")
 
 T0 = 1_714_521_600.0  # 2024-05-01T00:00:00Z
 TABLE_MAX = 262_144
@@ -46,9 +51,10 @@ class SynthData:
     change_at: float = 0.0
 
 
-def _nearest_rank(x: F64, q: float) -> float:
-    s = np.sort(x)
-    return float(s[min(s.size - 1, max(0, int(np.ceil(q * s.size)) - 1))])
+def _p(x: F64, q: float) -> float:
+    """The nearest-rank quantile (metrics/quantile.py) of an array; NaN for none."""
+    v = weighted_nearest_rank(x, np.ones_like(x), q)
+    return float("nan") if v is None else v
 
 
 def _ar1(rng: np.random.Generator, n: int, phi: float) -> F64:
@@ -60,18 +66,21 @@ def _ar1(rng: np.random.Generator, n: int, phi: float) -> F64:
     return z
 
 
-def generate(spec: SynthSpec) -> SynthData:
-    rng = np.random.default_rng(spec.seed)
-    h, s = spec.hosts, spec.span_s
-    n_min = s // 60 + 1
+def _market(rng: np.random.Generator, spec: SynthSpec) -> tuple[F64, F64]:
+    """Per minute: the AR(1) volatility z-score and the volatility (time-of-day shaped)."""
+    n_min = spec.span_s // 60 + 1
     z = _ar1(rng, n_min, 0.97)
     hour_min = ((np.arange(n_min) * 60) % 86_400) / 3600
     tod = 1 + 0.25 * np.cos(2 * np.pi * (hour_min - 14.5) / 24)
-    vol_min = 0.8 * np.exp(0.35 * z) * tod
+    return z, 0.8 * np.exp(0.35 * z) * tod
 
-    # pressure episodes per host: Poisson starts per minute, rate tied to volatility
+
+def _episodes(rng: np.random.Generator, spec: SynthSpec, z: F64) -> Bool2D:
+    """Pressure episodes per host (hosts x seconds): Poisson starts per minute, the rate
+    tied to volatility by `confound`."""
+    h, s = spec.hosts, spec.span_s
     lam = spec.episodes_per_hour / 60 * np.exp(spec.confound * z - spec.confound ** 2 / 2)
-    starts_per = rng.poisson(np.broadcast_to(lam, (h, n_min)))
+    starts_per = rng.poisson(np.broadcast_to(lam, (h, z.size)))
     host_of, minute_of = np.nonzero(starts_per)
     reps = starts_per[host_of, minute_of]
     host_of, minute_of = np.repeat(host_of, reps), np.repeat(minute_of, reps)
@@ -81,14 +90,17 @@ def generate(spec: SynthSpec) -> SynthData:
     marks = np.zeros(h * (s + 1), dtype=np.int32)
     np.add.at(marks, host_of * (s + 1) + ep_start, 1)
     np.add.at(marks, host_of * (s + 1) + ep_end, -1)
-    in_ep = np.cumsum(marks.reshape(h, s + 1), axis=1)[:, :s] > 0
+    return np.asarray(np.cumsum(marks.reshape(h, s + 1), axis=1)[:, :s] > 0)
 
-    # timeline: 1 Hz per host; CTR < 0.6 outside episodes, >= 0.91 inside, drops inside
+
+def _timeline(rng: np.random.Generator, spec: SynthSpec, in_ep: Bool2D,
+              names: list[str]) -> pd.DataFrame:
+    """1 Hz per host; CTR < 0.6 outside episodes, >= 0.91 inside, drops inside."""
+    h, s = spec.hosts, spec.span_s
     u = rng.random((h, s), dtype=np.float32)
     ctr = np.where(in_ep, 0.91 + 0.08 * u, 0.3 + 0.3 * u)
     drops = np.cumsum(np.where(in_ep, rng.poisson(20, (h, s)), 0), axis=1)
-    names = [f"gw-{i:02d}" for i in range(h)]
-    timeline = pd.DataFrame({
+    return pd.DataFrame({
         "t": np.tile(T0 + np.arange(s, dtype=np.float64), h),
         "host": pd.Categorical.from_codes(np.repeat(np.arange(h), s), categories=names),
         "count": np.round(ctr * TABLE_MAX).astype(np.int64).ravel(),
@@ -96,8 +108,22 @@ def generate(spec: SynthSpec) -> SynthData:
         "drops": drops.ravel(),
     })
 
-    # orders
-    n = spec.orders
+
+@dataclass(frozen=True)
+class _Orders:
+    """The orders' draws before their costs, and which met an episode."""
+
+    host: I64
+    start: F64
+    end: F64
+    vol: F64
+    spread: F64
+    part: F64
+    exposed: NDArray[np.bool_]
+
+
+def _orders(rng: np.random.Generator, spec: SynthSpec, vol_min: F64, in_ep: Bool2D) -> _Orders:
+    h, s, n = spec.hosts, spec.span_s, spec.orders
     host = rng.integers(0, h, n)
     start = T0 + rng.uniform(1, s - 400, n)
     end = start + np.minimum(np.exp(np.log(4.0) + rng.normal(size=n)), 300)
@@ -110,45 +136,65 @@ def generate(spec: SynthSpec) -> SynthData:
     lo = np.clip(np.ceil(start - 0.5 - T0), 0, s).astype(np.int64)
     hi = np.clip(np.floor(end + 0.5 - T0), -1, s - 1).astype(np.int64)
     exposed = ep_cum[host, hi + 1] - ep_cum[host, lo] > 0
+    return _Orders(host, start, end, vol, spread, part, exposed)
 
-    impact = 0.4 * spread + 12 * vol * np.sqrt(part)
-    timing = 2.5 * vol * rng.standard_t(4, n)
-    routing = rng.uniform(0, 3, h)[host] + 0.3 * rng.normal(size=n)
+
+def _costs(rng: np.random.Generator, spec: SynthSpec, o: _Orders,
+           change_at: float) -> dict[str, F64]:
+    """Each shortfall term per order; the conntrack terms only on exposed orders, and
+    removed (by `canary_removes`) on canary hosts after the change."""
+    n, exposed = spec.orders, o.exposed
+    impact = 0.4 * o.spread + 12 * o.vol * np.sqrt(o.part)
+    timing = 2.5 * o.vol * rng.standard_t(4, n)
+    routing = rng.uniform(0, 3, spec.hosts)[o.host] + 0.3 * rng.normal(size=n)
     hit = exposed & (rng.random(n) < 0.4)
     drop_gap = np.where(hit, spec.effect_bps * (1 + rng.exponential(1.0, n)), 0.0)
     skew = np.where(exposed, 0.3 * spec.effect_bps * rng.exponential(1.0, n), 0.0)
     burst = np.where(exposed, 0.1 * spec.effect_bps * np.abs(rng.normal(size=n)), 0.0)
-    change_at = T0 + spec.change_frac * s
-    on_canary = (host < spec.canary_hosts) & (start >= change_at)
+    on_canary = (o.host < spec.canary_hosts) & (o.start >= change_at)
     keep = np.where(on_canary, 1 - spec.canary_removes, 1.0)
-    drop_gap, skew, burst = drop_gap * keep, skew * keep, burst * keep
-    ct = drop_gap + skew + burst
-    is_bps = impact + timing + routing + ct
-    orders = pd.DataFrame({
-        "order_id": np.arange(n), "host": np.asarray(names)[host], "start": start,
-        "end": end, "is_bps": is_bps, "spread_bps": spread, "volatility": vol,
-        "participation": part, "impact_bps": impact, "timing_bps": timing,
-        "routing_bps": routing, "drop_gap_bps": drop_gap, "state_skew_bps": skew,
-        "burst_recovery_bps": burst,
-    })
-    y0 = is_bps - ct
+    return {"impact_bps": impact, "timing_bps": timing, "routing_bps": routing,
+            "drop_gap_bps": drop_gap * keep, "state_skew_bps": skew * keep,
+            "burst_recovery_bps": burst * keep}
+
+
+def _truth(spec: SynthSpec, o: _Orders, c: dict[str, F64], ct: F64, is_bps: F64,
+           change_at: float) -> dict[str, float]:
+    """The exact effects on exposed orders: with and without the conntrack term."""
+    exposed, y0 = o.exposed, is_bps - ct
     truth = {"mean": float(ct[exposed].mean()),
-             "cdt_p95": _nearest_rank(is_bps[exposed], 0.95)
-             - _nearest_rank(y0[exposed], 0.95),
-             "cdt_p99": _nearest_rank(is_bps[exposed], 0.99)
-             - _nearest_rank(y0[exposed], 0.99),
-             "drop_gap_bps": float(drop_gap[exposed].mean()),
-             "state_skew_bps": float(skew[exposed].mean()),
-             "burst_recovery_bps": float(burst[exposed].mean()),
+             "cdt_p95": _p(is_bps[exposed], 0.95) - _p(y0[exposed], 0.95),
+             "cdt_p99": _p(is_bps[exposed], 0.99) - _p(y0[exposed], 0.99),
+             **{k: float(c[k][exposed].mean()) for k in CT_TERMS},
              "exposed_share": float(exposed.mean())}
     if spec.canary_hosts:
         cell = {}
         for pool, pflag in (("canary", True), ("control", False)):
             for period, aflag in (("before", False), ("after", True)):
-                sel = exposed & ((host < spec.canary_hosts) == pflag) & \
-                    ((start >= change_at) == aflag)
-                cell[(pool, period)] = (_nearest_rank(is_bps[sel], 0.95)
-                                        - _nearest_rank(y0[sel], 0.95))
+                sel = exposed & ((o.host < spec.canary_hosts) == pflag) & \
+                    ((o.start >= change_at) == aflag)
+                cell[(pool, period)] = _p(is_bps[sel], 0.95) - _p(y0[sel], 0.95)
         truth["did_cdt_p95"] = ((cell["canary", "after"] - cell["canary", "before"])
                                 - (cell["control", "after"] - cell["control", "before"]))
-    return SynthData(orders, timeline, exposed, truth, change_at)
+    return truth
+
+
+def generate(spec: SynthSpec) -> SynthData:
+    """The execution log, the pressure timeline and the exact truth, from one seed."""
+    rng = np.random.default_rng(spec.seed)
+    z, vol_min = _market(rng, spec)
+    in_ep = _episodes(rng, spec, z)
+    names = [f"gw-{i:02d}" for i in range(spec.hosts)]
+    timeline = _timeline(rng, spec, in_ep, names)
+    o = _orders(rng, spec, vol_min, in_ep)
+    change_at = T0 + spec.change_frac * spec.span_s
+    c = _costs(rng, spec, o, change_at)
+    ct = c["drop_gap_bps"] + c["state_skew_bps"] + c["burst_recovery_bps"]
+    is_bps = c["impact_bps"] + c["timing_bps"] + c["routing_bps"] + ct
+    orders = pd.DataFrame({
+        "order_id": np.arange(spec.orders), "host": np.asarray(names)[o.host],
+        "start": o.start, "end": o.end, "is_bps": is_bps, "spread_bps": o.spread,
+        "volatility": o.vol, "participation": o.part, **c,
+    })
+    return SynthData(orders, timeline, o.exposed, _truth(spec, o, c, ct, is_bps, change_at),
+                     change_at)

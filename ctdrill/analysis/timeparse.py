@@ -10,6 +10,7 @@ import pandas as pd
 
 from ctdrill.analysis.data import F64
 from ctdrill.errors import InvalidInput
+from ctdrill.metrics.quantile import nearest_rank
 
 HINT = "use ISO 8601 (2024-05-02T09:30:00Z) or epoch seconds"
 
@@ -19,7 +20,7 @@ def _epoch_scale(values: F64) -> float:
     finite = values[np.isfinite(values)]
     if not finite.size:
         return 1.0
-    mag = float(np.median(np.abs(finite)))
+    mag = nearest_rank(np.abs(finite).tolist(), 0.5) or 0.0
     for limit, scale in ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6)):
         if mag < limit:
             return scale

@@ -12,6 +12,8 @@ Definitions (docs/PROBE.md has the prose):
   penalties;
 - CDT: p95/p99 of the IS proxy over orders in high-pressure windows minus the same
   quantile over low-pressure windows of the same drill.
+
+Every quantile is the nearest rank of ctdrill/metrics/quantile.py (docs/METRICS.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ctdrill.metrics.quantile import nearest_rank
 from ctdrill.probe.spec import DriftModel
 
 SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -94,14 +97,6 @@ def join(client: Iterable[dict[str, Any]], venue: Iterable[dict[str, Any]]) -> l
     return sorted(out, key=lambda m: m.sent)
 
 
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank quantile (no interpolation: tails are real observations)."""
-    if not values:
-        return None
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, math.ceil(q * len(s)) - 1))]
-
-
 def gaps(times: Iterable[float]) -> list[float]:
     s = sorted(times)
     return [b - a for a, b in itertools.pairwise(s)]
@@ -132,8 +127,8 @@ def is_proxy(m: Message, drift: DriftModel, timeout_s: float) -> float:
 
 
 def _q(values: Sequence[float]) -> dict[str, float | None]:
-    return {"p50": quantile(values, 0.5), "p95": quantile(values, 0.95),
-            "p99": quantile(values, 0.99), "max": max(values) if values else None}
+    return {"p50": nearest_rank(values, 0.5), "p95": nearest_rank(values, 0.95),
+            "p99": nearest_rank(values, 0.99), "max": max(values) if values else None}
 
 
 @dataclass(frozen=True)
@@ -246,8 +241,8 @@ def cdt(msgs: Sequence[Message], pressure: Sequence[PressureSample], drift: Drif
             low.append(is_proxy(m, drift, timeout_s))
 
     def diff(q: float) -> float | None:
-        h, lo = quantile(high, q), quantile(low, q)
+        h, lo = nearest_rank(high, q), nearest_rank(low, q)
         return None if h is None or lo is None else h - lo
 
-    return Cdt(diff(0.95), diff(0.99), len(high), len(low), quantile(high, 0.95),
-               quantile(low, 0.95))
+    return Cdt(diff(0.95), diff(0.99), len(high), len(low), nearest_rank(high, 0.95),
+               nearest_rank(low, 0.95))

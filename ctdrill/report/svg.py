@@ -1,8 +1,11 @@
-"""Small inline-SVG charts (pure): time series with shaded bands, log-scale bars, and
-step curves. No JavaScript and no library, so a report opens anywhere, offline.
+"""The one SVG plotting module (pure): every chart of the drill report and of the
+analysis report. Time series with shaded bands, log-scale bars, step curves, x-y curves
+and forest plots share one set of ticks, scales, axes and legends. No JavaScript and no
+library, so a report opens anywhere, offline (an air-gapped desk, a CI artifact).
 
 Every drawn series carries `class="series series-KEY"` and `data-series="KEY"`, so a
-test (or a reader's browser tools) can find what was plotted.
+test (or a reader's browser tools) can find what was plotted. Every text goes through
+`report.safe.html_text`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', sans-serif\""
 AXIS = "#9aa0a6"
 GRID = "#eceff1"
 TEXT = "#4a5056"
+INK = "#22272b"
 
 
 def num(v: float) -> str:
@@ -61,9 +65,20 @@ def nice_max(values: Sequence[float], floor: float = 1e-9) -> float:
     return max(ticks[-1], top * 1.04)
 
 
+def log_bounds(values: Sequence[float]) -> tuple[float, float]:
+    """Decades covering the positive values (at least one decade)."""
+    pos = [v for v in values if v > 0 and math.isfinite(v)]
+    if not pos:
+        return 0.1, 10.0
+    lo = 10.0 ** math.floor(math.log10(min(pos)))
+    hi = 10.0 ** math.ceil(math.log10(max(pos)))
+    return lo, hi if hi > lo else lo * 10
+
+
 @dataclass(frozen=True)
 class Line:
-    """One series. `step`: hold each value until the next x (a rate schedule)."""
+    """One series. `step`: hold each value until the next x (a rate schedule);
+    `markers`: a dot on every point (few points, e.g. quantile curves)."""
 
     key: str
     label: str
@@ -74,6 +89,7 @@ class Line:
     width: float = 1.6
     step: bool = False
     area: bool = False
+    markers: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +109,64 @@ class Mark:
     at: float
     label: str
     color: str = AXIS
+
+
+@dataclass(frozen=True)
+class Bar:
+    key: str
+    label: str
+    color: str
+
+
+@dataclass(frozen=True)
+class Interval:
+    """One row of a forest plot: an estimate and its confidence interval."""
+
+    key: str
+    label: str
+    value: float | None
+    lo: float | None
+    hi: float | None
+    color: str
+
+
+@dataclass(frozen=True)
+class _Area:
+    """The plot rectangle inside a chart's margins (whole pixels)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def right(self) -> int:
+        return self.left + self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+
+class _Scale:
+    def __init__(self, lo: float, hi: float, p0: float, p1: float, log: bool = False) -> None:
+        self.lo, self.hi, self.p0, self.p1, self.log = lo, hi, p0, p1, log
+
+    def __call__(self, v: float) -> float:
+        if self.log:
+            v = math.log10(max(v, self.lo))
+            lo, hi = math.log10(self.lo), math.log10(self.hi)
+        else:
+            lo, hi = self.lo, self.hi
+        f = (v - lo) / (hi - lo) if hi > lo else 0.0
+        f = min(max(f, -0.02), 1.02)
+        return self.p0 + f * (self.p1 - self.p0)
+
+    def ticks(self) -> list[float]:
+        if self.log:
+            return [10.0 ** k for k in range(round(math.log10(self.lo)),
+                                             round(math.log10(self.hi)) + 1)]
+        return nice_ticks(self.lo, self.hi)
 
 
 def _decimate(px: list[tuple[float, float]], columns: int) -> list[tuple[float, float]]:
@@ -125,35 +199,41 @@ def _pts(px: Sequence[tuple[float, float]]) -> str:
     return " ".join(f"{x:.1f},{y:.1f}" for x, y in px)
 
 
-class _Scale:
-    def __init__(self, lo: float, hi: float, p0: float, p1: float, log: bool = False) -> None:
-        self.lo, self.hi, self.p0, self.p1, self.log = lo, hi, p0, p1, log
-
-    def __call__(self, v: float) -> float:
-        if self.log:
-            v = math.log10(max(v, self.lo))
-            lo, hi = math.log10(self.lo), math.log10(self.hi)
-        else:
-            lo, hi = self.lo, self.hi
-        f = (v - lo) / (hi - lo) if hi > lo else 0.0
-        f = min(max(f, -0.02), 1.02)
-        return self.p0 + f * (self.p1 - self.p0)
-
-    def ticks(self) -> list[float]:
-        if self.log:
-            return [10.0 ** k for k in range(round(math.log10(self.lo)),
-                                             round(math.log10(self.hi)) + 1)]
-        return nice_ticks(self.lo, self.hi)
+def _open(key: str, title: str, width: int, height: int, *, font_size: int = 11,
+          width_attr: str = "100%") -> list[str]:
+    """The <svg> element and its accessible name (the title)."""
+    return [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
+            f'viewBox="0 0 {width} {height}" width="{width_attr}" role="img" '
+            f'aria-label="{html_text(title)}" {FONT} font-size="{font_size}" fill="{TEXT}">',
+            f"<title>{html_text(title)}</title>"]
 
 
-def log_bounds(values: Sequence[float]) -> tuple[float, float]:
-    """Decades covering the positive values (at least one decade)."""
-    pos = [v for v in values if v > 0 and math.isfinite(v)]
-    if not pos:
-        return 0.1, 10.0
-    lo = 10.0 ** math.floor(math.log10(min(pos)))
-    hi = 10.0 ** math.ceil(math.log10(max(pos)))
-    return lo, hi if hi > lo else lo * 10
+def _y_grid(sy: _Scale, a: _Area, fmt: Fmt, dx: int = 6, dy: float = 3.5) -> list[str]:
+    """Horizontal grid lines with their labels left of the plot."""
+    out = []
+    for t in sy.ticks():
+        y = sy(t)
+        out.append(f'<line x1="{a.left}" y1="{y:.1f}" x2="{a.right}" y2="{y:.1f}" '
+                   f'stroke="{GRID}"/><text x="{a.left - dx}" y="{y + dy:.1f}" '
+                   f'text-anchor="end">{html_text(fmt(t))}</text>')
+    return out
+
+
+def _x_labels(sx: _Scale, labels: dict[float, str], a: _Area, tick: bool = True) -> list[str]:
+    """Labels under the plot at their x (with a short tick mark)."""
+    out = []
+    for t, text in labels.items():
+        x = sx(t)
+        mark = (f'<line x1="{x:.1f}" y1="{a.bottom}" x2="{x:.1f}" y2="{a.bottom + 4}" '
+                f'stroke="{AXIS}"/>') if tick else ""
+        out.append(f'{mark}<text x="{x:.1f}" y="{a.bottom + 16}" '
+                   f'text-anchor="middle">{html_text(text)}</text>')
+    return out
+
+
+def _border(a: _Area) -> str:
+    return (f'<rect x="{a.left}" y="{a.top}" width="{a.width}" height="{a.height}" '
+            f'fill="none" stroke="{AXIS}" stroke-width="0.8"/>')
 
 
 def _legend(items: Sequence[tuple[str, str, str]], x_right: float, y: float) -> str:
@@ -170,6 +250,86 @@ def _legend(items: Sequence[tuple[str, str, str]], x_right: float, y: float) -> 
     return "".join(parts)
 
 
+def _heading(title: str, x: float, y: float, size: float = 12.5) -> str:
+    return (f'<text x="{x}" y="{y}" font-weight="600" font-size="{size}" '
+            f'fill="{INK}">{html_text(title)}</text>')
+
+
+def _polyline(ln: Line, px: Sequence[tuple[float, float]]) -> str:
+    dash = f' stroke-dasharray="{html_text(ln.dash)}"' if ln.dash else ""
+    return (f'<polyline class="series series-{html_text(ln.key)}" '
+            f'data-series="{html_text(ln.key)}" points="{_pts(px)}" fill="none" '
+            f'stroke="{html_text(ln.color)}" stroke-width="{ln.width}" '
+            f'stroke-linejoin="round"{dash}/>')
+
+
+def _held(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A step series: each value held until the next x."""
+    held: list[tuple[float, float]] = []
+    for i, (x, y) in enumerate(points):
+        if i:
+            held.append((x, points[i - 1][1]))
+        held.append((x, y))
+    return held
+
+
+def _series(ln: Line, sx: _Scale, sy: _Scale, a: _Area) -> list[str]:
+    """One line of a time chart: held if a step, thinned to the plot's pixel columns."""
+    pts = _held(list(ln.points)) if ln.step else list(ln.points)
+    px = _decimate([(sx(x), sy(y)) for x, y in pts], a.width)
+    if not px:
+        return []
+    out = []
+    if ln.area:
+        out.append(f'<polygon class="area" points="{px[0][0]:.1f},{a.bottom} {_pts(px)} '
+                   f'{px[-1][0]:.1f},{a.bottom}" fill="{html_text(ln.color)}" '
+                   'fill-opacity="0.12"/>')
+    out.append(_polyline(ln, px))
+    return out
+
+
+def _bands(shades: Sequence[Shade], sx: _Scale, x_max: float, a: _Area) -> list[str]:
+    out = []
+    for s in shades:
+        x0, x1 = sx(max(0.0, s.x0)), sx(min(x_max, s.x1))
+        if x1 > x0:
+            out.append(f'<rect class="band" data-regime="{html_text(s.label)}" x="{x0:.1f}" '
+                       f'y="{a.top}" width="{x1 - x0:.1f}" height="{a.height}" '
+                       f'fill="{html_text(s.color)}"/>')
+    return out
+
+
+def _refs(hmarks: Sequence[Mark], vmarks: Sequence[Mark], sx: _Scale, sy: _Scale,
+          a: _Area) -> list[str]:
+    """Horizontal references (limits) and vertical ones (step starts), labelled."""
+    out = []
+    for m in hmarks:
+        y = sy(m.at)
+        out.append(f'<line class="ref" x1="{a.left}" y1="{y:.1f}" x2="{a.right}" '
+                   f'y2="{y:.1f}" stroke="{html_text(m.color)}" stroke-dasharray="2 3"/>'
+                   f'<text x="{a.right - 4}" y="{y - 3:.1f}" fill="{html_text(m.color)}" '
+                   f'text-anchor="end">'
+                   f'{html_text(m.label)}</text>')
+    for m in vmarks:
+        x = sx(m.at)
+        out.append(f'<line class="step-mark" x1="{x:.1f}" y1="{a.top}" x2="{x:.1f}" '
+                   f'y2="{a.bottom}" stroke="{html_text(m.color)}" stroke-dasharray="4 3"/>'
+                   f'<text x="{x + 3:.1f}" y="{a.top + 11}" fill="{html_text(m.color)}">'
+                   f'{html_text(m.label)}</text>')
+    return out
+
+
+def _left_scale(values: Sequence[float], a: _Area, log: bool) -> _Scale:
+    if log:
+        lo, hi = log_bounds(values)
+        return _Scale(lo, hi, a.bottom, a.top, log=True)
+    return _Scale(0.0, nice_max(values), a.bottom, a.top)
+
+
+def _clip_id(key: str) -> str:
+    return "clip-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
+
+
 def time_chart(*, key: str, title: str, x_max: float, lines: Sequence[Line],
                shades: Sequence[Shade] = (), vmarks: Sequence[Mark] = (),
                hmarks: Sequence[Mark] = (), y_label: str = "", right_label: str = "",
@@ -177,104 +337,59 @@ def time_chart(*, key: str, title: str, x_max: float, lines: Sequence[Line],
                height: int = 190) -> str:
     """A time-series chart over [0, x_max] seconds with bands, references and an
     optional right axis (e.g. the surge rate under a table-ratio line)."""
-    ml, mr, mt, mb = 58, 62 if any(ln.axis == "right" for ln in lines) else 18, 30, 28
-    pw, ph = width - ml - mr, height - mt - mb
+    ml, mr = 58, 62 if any(ln.axis == "right" for ln in lines) else 18
+    a = _Area(ml, 30, width - ml - mr, height - 30 - 28)
     x_max = x_max if x_max > 0 else 1.0
-    sx = _Scale(0.0, x_max, ml, ml + pw)
+    sx = _Scale(0.0, x_max, a.left, a.right)
     left = [y for ln in lines if ln.axis == "left" for _, y in ln.points]
-    left += [m.at for m in hmarks]
-    if log:
-        lo, hi = log_bounds(left)
-        sy = _Scale(lo, hi, mt + ph, mt, log=True)
-    else:
-        sy = _Scale(0.0, nice_max(left), mt + ph, mt)
+    sy = _left_scale(left + [m.at for m in hmarks], a, log)
     right = [y for ln in lines if ln.axis == "right" for _, y in ln.points]
-    sr = _Scale(0.0, nice_max(right), mt + ph, mt)
-    clip = "clip-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in key)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
-           f'viewBox="0 0 {width} {height}" width="100%" role="img" '
-           f'aria-label="{html_text(title)}" {FONT} font-size="11" fill="{TEXT}">',
-           f"<title>{html_text(title)}</title>",
-           f'<defs><clipPath id="{clip}"><rect x="{ml}" y="{mt - 2}" width="{pw}" '
-           f'height="{ph + 4}"/></clipPath></defs>']
-    for s in shades:
-        x0, x1 = sx(max(0.0, s.x0)), sx(min(x_max, s.x1))
-        if x1 > x0:
-            out.append(f'<rect class="band" data-regime="{html_text(s.label)}" x="{x0:.1f}" '
-                       f'y="{mt}" width="{x1 - x0:.1f}" height="{ph}" '
-                       f'fill="{html_text(s.color)}"/>')
-    for t in sy.ticks():
-        y = sy(t)
-        out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{ml - 6}" y="{y + 3.5:.1f}" '
-                   f'text-anchor="end">{html_text(y_fmt(t))}</text>')
+    sr = _Scale(0.0, nice_max(right), a.bottom, a.top)
+    clip = _clip_id(key)
+    out = _open(key, title, width, height)
+    out.append(f'<defs><clipPath id="{clip}"><rect x="{a.left}" y="{a.top - 2}" '
+               f'width="{a.width}" height="{a.height + 4}"/></clipPath></defs>')
+    out += _bands(shades, sx, x_max, a)
+    out += _y_grid(sy, a, y_fmt)
     if right:
-        for t in sr.ticks():
-            y = sr(t)
-            out.append(f'<text x="{ml + pw + 6}" y="{y + 3.5:.1f}">{html_text(num(t))}</text>')
-    for t in nice_ticks(0.0, x_max, 10):
-        x = sx(t)
-        out.append(f'<line x1="{x:.1f}" y1="{mt + ph}" x2="{x:.1f}" y2="{mt + ph + 4}" '
-                   f'stroke="{AXIS}"/><text x="{x:.1f}" y="{mt + ph + 16}" '
-                   f'text-anchor="middle">{num(t)}s</text>')
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" '
-               f'stroke="{AXIS}" stroke-width="0.8"/>')
-    for m in hmarks:
-        y = sy(m.at)
-        out.append(f'<line class="ref" x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
-                   f'stroke="{html_text(m.color)}" stroke-dasharray="2 3"/>'
-                   f'<text x="{ml + pw - 4}" y="{y - 3:.1f}" fill="{html_text(m.color)}" '
-                   f'text-anchor="end">'
-                   f'{html_text(m.label)}</text>')
-    for m in vmarks:
-        x = sx(m.at)
-        out.append(f'<line class="step-mark" x1="{x:.1f}" y1="{mt}" x2="{x:.1f}" '
-                   f'y2="{mt + ph}" stroke="{html_text(m.color)}" stroke-dasharray="4 3"/>'
-                   f'<text x="{x + 3:.1f}" y="{mt + 11}" fill="{html_text(m.color)}">'
-                   f'{html_text(m.label)}</text>')
+        out += [f'<text x="{a.right + 6}" y="{sr(t) + 3.5:.1f}">{html_text(num(t))}</text>'
+                for t in sr.ticks()]
+    out += _x_labels(sx, {t: f"{num(t)}s" for t in nice_ticks(0.0, x_max, 10)}, a)
+    out.append(_border(a))
+    out += _refs(hmarks, vmarks, sx, sy, a)
     out.append(f'<g clip-path="url(#{clip})">')
     for ln in sorted(lines, key=lambda ln: ln.axis != "right"):  # right axis underneath
-        scale = sr if ln.axis == "right" else sy
-        pts = list(ln.points)
-        if ln.step:
-            held: list[tuple[float, float]] = []
-            for i, (x, y) in enumerate(pts):
-                if i:
-                    held.append((x, pts[i - 1][1]))
-                held.append((x, y))
-            pts = held
-        px = _decimate([(sx(x), scale(y)) for x, y in pts], pw)
-        if not px:
-            continue
-        dash = f' stroke-dasharray="{html_text(ln.dash)}"' if ln.dash else ""
-        if ln.area:
-            base = mt + ph
-            out.append(f'<polygon class="area" points="{px[0][0]:.1f},{base} {_pts(px)} '
-                       f'{px[-1][0]:.1f},{base}" fill="{html_text(ln.color)}" '
-                       'fill-opacity="0.12"/>')
-        out.append(f'<polyline class="series series-{html_text(ln.key)}" '
-                   f'data-series="{html_text(ln.key)}" points="{_pts(px)}" fill="none" '
-                   f'stroke="{html_text(ln.color)}" stroke-width="{ln.width}" '
-                   f'stroke-linejoin="round"{dash}/>')
+        out += _series(ln, sx, sr if ln.axis == "right" else sy, a)
     out.append("</g>")
-    out.append(f'<text x="{ml}" y="{mt - 12}" font-weight="600" font-size="12.5" '
-               f'fill="#22272b">{html_text(title)}</text>')
+    out.append(_heading(title, a.left, a.top - 12))
     if y_label:
-        out.append(f'<text x="{ml - 6}" y="{mt - 12}" text-anchor="end">'
+        out.append(f'<text x="{a.left - 6}" y="{a.top - 12}" text-anchor="end">'
                    f'{html_text(y_label)}</text>')
     if right_label and right:
-        out.append(f'<text x="{ml + pw + 6}" y="{mt - 12}">{html_text(right_label)}</text>')
+        out.append(f'<text x="{a.right + 6}" y="{a.top - 12}">{html_text(right_label)}</text>')
     out.append(_legend([(ln.label, ln.color, ln.dash) for ln in lines if ln.points],
-                       ml + pw, mt - 10))
+                       a.right, a.top - 10))
     out.append("</svg>")
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class Bar:
-    key: str
-    label: str
-    color: str
+def _bar_group(name: str, row: Sequence[float | None], bars: Sequence[Bar], x0: float,
+               bw: float, sy: _Scale, a: _Area, unit: str) -> list[str]:
+    out = []
+    for b, (bar, v) in enumerate(zip(bars, row, strict=True)):
+        x = x0 + b * bw
+        if v is None:
+            continue
+        y = sy(v)
+        out.append(f'<rect class="series series-{html_text(bar.key)}" '
+                   f'data-series="{html_text(bar.key)}" data-group="{html_text(name)}" '
+                   f'x="{x + 2:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" '
+                   f'height="{max(0.5, a.bottom - y):.1f}" fill="{html_text(bar.color)}">'
+                   f"<title>{html_text(name)} {html_text(bar.label)}: {v:.4g} "
+                   f"{html_text(unit)}</title>"
+                   f'</rect><text x="{x + bw / 2:.1f}" y="{y - 3:.1f}" '
+                   f'text-anchor="middle" font-size="10">{html_text(num(v))}</text>')
+    return out
 
 
 def bar_chart(*, key: str, title: str, groups: Sequence[str], bars: Sequence[Bar],
@@ -282,46 +397,25 @@ def bar_chart(*, key: str, title: str, groups: Sequence[str], bars: Sequence[Bar
               unit: str = "ms", width: int = 1000, height: int = 220) -> str:
     """Grouped bars on a log axis (latencies span decades): values[group][bar]. The
     title is the SVG's accessible name; the page's heading shows it."""
-    ml, mr, mt, mb = 58, 18, 30, 34
-    pw, ph = width - ml - mr, height - mt - mb
-    flat = [v for row in values for v in row if v is not None]
-    lo, hi = log_bounds(flat)
-    sy = _Scale(lo, hi, mt + ph, mt, log=True)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
-           f'viewBox="0 0 {width} {height}" width="100%" role="img" '
-           f'aria-label="{html_text(title)}" {FONT} font-size="11" fill="{TEXT}">',
-           f"<title>{html_text(title)}</title>"]
-    for t in sy.ticks():
-        y = sy(t)
-        out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{ml - 6}" y="{y + 3.5:.1f}" '
-                   f'text-anchor="end">{html_text(num(t))}</text>')
-    gw = pw / max(1, len(groups))
+    a = _Area(58, 30, width - 58 - 18, height - 30 - 34)
+    lo, hi = log_bounds([v for row in values for v in row if v is not None])
+    sy = _Scale(lo, hi, a.bottom, a.top, log=True)
+    out = _open(key, title, width, height) + _y_grid(sy, a, num)
+    gw = a.width / max(1, len(groups))
     bw = min(46.0, gw * 0.8 / max(1, len(bars)))
     for g, (name, row) in enumerate(zip(groups, values, strict=True)):
-        x0 = ml + g * gw + (gw - bw * len(bars)) / 2
         if g < len(group_colors):
-            out.append(f'<rect x="{ml + g * gw + 2:.1f}" y="{mt}" width="{gw - 4:.1f}" '
-                       f'height="{ph}" fill="{html_text(group_colors[g])}"/>')
-        for b, (bar, v) in enumerate(zip(bars, row, strict=True)):
-            x = x0 + b * bw
-            if v is None:
-                continue
-            y = sy(v)
-            out.append(f'<rect class="series series-{html_text(bar.key)}" '
-                       f'data-series="{html_text(bar.key)}" data-group="{html_text(name)}" '
-                       f'x="{x + 2:.1f}" y="{y:.1f}" width="{bw - 4:.1f}" '
-                       f'height="{max(0.5, mt + ph - y):.1f}" fill="{html_text(bar.color)}">'
-                       f"<title>{html_text(name)} {html_text(bar.label)}: {v:.4g} "
-                       f"{html_text(unit)}</title>"
-                       f'</rect><text x="{x + bw / 2:.1f}" y="{y - 3:.1f}" '
-                       f'text-anchor="middle" font-size="10">{html_text(num(v))}</text>')
-        out.append(f'<text x="{ml + g * gw + gw / 2:.1f}" y="{mt + ph + 16}" '
+            out.append(f'<rect x="{a.left + g * gw + 2:.1f}" y="{a.top}" '
+                       f'width="{gw - 4:.1f}" height="{a.height}" '
+                       f'fill="{html_text(group_colors[g])}"/>')
+        x0 = a.left + g * gw + (gw - bw * len(bars)) / 2
+        out += _bar_group(name, row, bars, x0, bw, sy, a, unit)
+        out.append(f'<text x="{a.left + g * gw + gw / 2:.1f}" y="{a.bottom + 16}" '
                    f'text-anchor="middle" font-weight="600">{html_text(name)}</text>')
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" '
-               f'stroke="{AXIS}" stroke-width="0.8"/>')
-    out.append(f'<text x="{ml - 6}" y="{mt - 12}" text-anchor="end">{html_text(unit)}</text>')
-    out.append(_legend([(b.label, b.color, "") for b in bars], ml + pw, mt - 10))
+    out.append(_border(a))
+    out.append(f'<text x="{a.left - 6}" y="{a.top - 12}" text-anchor="end">'
+               f'{html_text(unit)}</text>')
+    out.append(_legend([(b.label, b.color, "") for b in bars], a.right, a.top - 10))
     out.append("</svg>")
     return "".join(out)
 
@@ -330,21 +424,13 @@ def step_chart(*, key: str, title: str, steps: Sequence[str],
                values: Sequence[float | None], color: str, y_fmt: Fmt = num,
                width: int = 245, height: int = 170) -> str:
     """One metric across steps (categorical x): the response curve of a capacity step."""
-    ml, mr, mt, mb = 40, 12, 26, 30
-    pw, ph = width - ml - mr, height - mt - mb
+    a = _Area(40, 26, width - 40 - 12, height - 26 - 30)
     top = nice_max([v * 1.15 for v in values if v is not None])  # room for value labels
-    sy = _Scale(0.0, top, mt + ph, mt)
-    gx = pw / max(1, len(steps))
-    xs = [ml + gx * (i + 0.5) for i in range(len(steps))]
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart chart-{html_text(key)}" '
-           f'viewBox="0 0 {width} {height}" width="{width}" role="img" '
-           f'aria-label="{html_text(title)}" {FONT} font-size="10" fill="{TEXT}">',
-           f"<title>{html_text(title)}</title>"]
-    for t in sy.ticks():
-        y = sy(t)
-        out.append(f'<line x1="{ml}" y1="{y:.1f}" x2="{ml + pw}" y2="{y:.1f}" '
-                   f'stroke="{GRID}"/><text x="{ml - 4}" y="{y + 3:.1f}" '
-                   f'text-anchor="end">{html_text(y_fmt(t))}</text>')
+    sy = _Scale(0.0, top, a.bottom, a.top)
+    gx = a.width / max(1, len(steps))
+    xs = [a.left + gx * (i + 0.5) for i in range(len(steps))]
+    out = _open(key, title, width, height, font_size=10, width_attr=str(width))
+    out += _y_grid(sy, a, y_fmt, dx=4, dy=3)
     pts = [(x, sy(v)) for x, v in zip(xs, values, strict=True) if v is not None]
     if pts:
         out.append(f'<polyline class="series series-{html_text(key)}" '
@@ -352,17 +438,96 @@ def step_chart(*, key: str, title: str, steps: Sequence[str],
                    f'stroke="{html_text(color)}" stroke-width="2"/>')
     for x, v in zip(xs, values, strict=True):
         if v is None:
-            out.append(f'<text x="{x:.1f}" y="{mt + ph - 4}" text-anchor="middle">n/a</text>')
+            out.append(f'<text x="{x:.1f}" y="{a.bottom - 4}" text-anchor="middle">'
+                       'n/a</text>')
             continue
         y = sy(v)
         out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{html_text(color)}"/>'
                    f'<text x="{x:.1f}" y="{y - 7:.1f}" text-anchor="middle" '
-                   f'fill="#22272b">{html_text(y_fmt(v))}</text>')
+                   f'fill="{INK}">{html_text(y_fmt(v))}</text>')
     for x, name in zip(xs, steps, strict=True):
-        out.append(f'<text x="{x:.1f}" y="{mt + ph + 14}" text-anchor="middle">'
+        out.append(f'<text x="{x:.1f}" y="{a.bottom + 14}" text-anchor="middle">'
                    f"{html_text(name)}</text>")
-    out.append(f'<rect x="{ml}" y="{mt}" width="{pw}" height="{ph}" fill="none" '
-               f'stroke="{AXIS}" stroke-width="0.8"/>')
-    out.append(f'<text x="{ml}" y="{mt - 10}" font-weight="600" font-size="11.5" '
-               f'fill="#22272b">{html_text(title)}</text></svg>')
+    out.append(_border(a))
+    out.append(_heading(title, a.left, a.top - 10, size=11.5) + "</svg>")
+    return "".join(out)
+
+
+def _no_data(key: str, title: str, width: int, height: int) -> str:
+    return "".join([*_open(key, title, width, height), _heading(title, 8, 18),
+                    '<text x="60" y="60">no data</text></svg>'])
+
+
+def xy_chart(*, key: str, title: str, lines: Sequence[Line], x_label: str, y_label: str,
+             x_ticks: dict[float, str] | None = None, width: int = 960,
+             height: int = 300) -> str:
+    """Lines with markers over a numeric x, y fitted to the data (not from zero): the
+    analysis's quantile curves and before/after comparisons. `x_ticks` replaces the
+    numeric x labels (e.g. {0: "before", 1: "after"}); non-finite y are left out."""
+    pts = [(x, y) for ln in lines for x, y in ln.points if math.isfinite(y)]
+    if not pts:
+        return _no_data(key, title, width, height)
+    a = _Area(58, 46, width - 58 - 18, height - 46 - 40)
+    x0, x1 = min(x for x, _ in pts), max(x for x, _ in pts)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    y0, y1 = min(y for _, y in pts), max(y for _, y in pts)
+    pad = (y1 - y0) * 0.08 or 1.0
+    sx = _Scale(x0, x1, a.left, a.right)
+    sy = _Scale(y0 - pad, y1 + pad, a.bottom, a.top)
+    out = _open(key, title, width, height) + _y_grid(sy, a, num)
+    out += _x_labels(sx, x_ticks or {t: num(t) for t in nice_ticks(x0, x1)}, a)
+    out.append(_border(a))
+    for ln in lines:
+        px = [(sx(x), sy(y)) for x, y in ln.points if math.isfinite(y)]
+        out.append(_polyline(ln, px))
+        if ln.markers:
+            out += [f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="{html_text(ln.color)}"/>'
+                    for x, y in px]
+    out.append(_heading(title, a.left, 18))
+    out.append(f'<text x="{a.left}" y="{a.top - 8}">{html_text(y_label)}</text>')
+    out.append(f'<text x="{a.left + a.width / 2}" y="{height - 6}" text-anchor="middle">'
+               f'{html_text(x_label)}</text>')
+    out.append(_legend([(ln.label, ln.color, ln.dash) for ln in lines], a.right, a.top - 8))
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _interval_row(r: Interval, y: float, sx: _Scale, label_x: int, value_x: int) -> str:
+    out = [f'<text x="{label_x}" y="{y + 4:.1f}" text-anchor="end">{html_text(r.label)}</text>']
+    color = html_text(r.color)
+    if r.lo is not None and r.hi is not None:
+        out.append(f'<line class="series series-{html_text(r.key)}" '
+                   f'data-series="{html_text(r.key)}" x1="{sx(r.lo):.1f}" y1="{y:.1f}" '
+                   f'x2="{sx(r.hi):.1f}" y2="{y:.1f}" stroke="{color}" stroke-width="2"/>')
+    if r.value is not None:
+        out.append(f'<circle class="series series-{html_text(r.key)}" '
+                   f'data-series="{html_text(r.key)}" cx="{sx(r.value):.1f}" cy="{y:.1f}" '
+                   f'r="4" fill="{color}"/><text x="{value_x}" y="{y + 4:.1f}">'
+                   f"{r.value:+.2f}</text>")
+    return "".join(out)
+
+
+def interval_chart(*, key: str, title: str, rows: Sequence[Interval], unit: str = "bps",
+                   width: int = 960) -> str:
+    """A forest plot: one row per estimate, a dot and its CI, a dashed line at zero."""
+    row_h = 22
+    height = 30 + row_h * max(1, len(rows)) + 38
+    vals = [v for r in rows for v in (r.value, r.lo, r.hi) if v is not None]
+    if not vals:
+        return _no_data(key, title, width, height)
+    a = _Area(260, 30, width - 260 - 70, row_h * len(rows))
+    lo, hi = min(*vals, 0.0), max(*vals, 0.0)
+    pad = (hi - lo) * 0.08 or 1.0
+    sx = _Scale(lo - pad, hi + pad, a.left, a.right)
+    out = _open(key, title, width, height)
+    out.append(f'<line x1="{sx(0):.1f}" y1="{a.top - 4}" x2="{sx(0):.1f}" y2="{a.bottom}" '
+               f'stroke="{AXIS}" stroke-dasharray="3,3"/>')
+    out += _x_labels(sx, {t: num(t) for t in nice_ticks(lo - pad, hi + pad)}, a, tick=False)
+    out.append(f'<text x="{a.left + a.width / 2}" y="{a.bottom + 28}" '
+               f'text-anchor="middle">{html_text(unit)}</text>')
+    out += [_interval_row(r, a.top + row_h * i + row_h / 2, sx, a.left - 6, a.right + 6)
+            for i, r in enumerate(rows)]
+    out.append(_heading(title, 8, 18))
+    out.append("</svg>")
     return "".join(out)

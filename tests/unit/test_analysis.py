@@ -14,7 +14,6 @@ from ctdrill.analysis.bootstrap import (
     boot_quantiles,
     fe_coefficients,
     replicate_weights,
-    weighted_quantile,
 )
 from ctdrill.analysis.data import OrderLog, Timeline
 from ctdrill.analysis.estimate import fe_mean
@@ -24,6 +23,7 @@ from ctdrill.analysis.matching import match
 from ctdrill.analysis.pipeline import Config, analyze
 from ctdrill.analysis.results import AnalysisResult, Estimate
 from ctdrill.analysis.synth import SynthData, SynthSpec, generate
+from ctdrill.metrics.quantile import weighted_nearest_rank
 
 
 def run(data: SynthData, **cfg: object) -> AnalysisResult:
@@ -170,10 +170,10 @@ def test_bootstrap_quantiles_match_brute_force() -> None:
     fast = boot_quantiles(y, w, cid, rep_w, (0.95, 0.99))
     for b in range(30):
         for i, q in enumerate((0.95, 0.99)):
-            assert fast[b, i] == weighted_quantile(y, w * rep_w[b, cid], q)
+            assert fast[b, i] == weighted_nearest_rank(y, w * rep_w[b, cid], q)
     # unit weights: the probe's nearest-rank quantile
     s = np.sort(y)
-    assert weighted_quantile(y, np.ones(n), 0.95) == s[int(np.ceil(0.95 * n)) - 1]
+    assert weighted_nearest_rank(y, np.ones(n), 0.95) == s[int(np.ceil(0.95 * n)) - 1]
 
 
 def test_matching_balances_within_host() -> None:

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ctdrill.engine.coverage import CoveragePolicy, coverage, percent, stall_after_s
-from ctdrill.engine.expect import judge
-from ctdrill.engine.observation import ObservationResult, StepSpan
+from ctdrill.engine.judge import judge
+from ctdrill.engine.observed import ObservationResult, StepSpan
 from ctdrill.engine.plan import refuse_unobserved_guards, unobserved_guards
 from ctdrill.errors import ExitCode, InvalidInput
 from ctdrill.metrics.conntrack import WindowMetrics

@@ -1,4 +1,5 @@
-"""Probe metric maths: joins, quantiles, gaps, bursts, OSD, the IS proxy and CDT."""
+"""Probe metric maths: joins, gaps, bursts, OSD, the IS proxy and CDT (quantiles:
+tests/unit/test_quantile.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from ctdrill.probe.metrics import (
     join,
     label,
     max_burst,
-    quantile,
     window,
 )
 from ctdrill.probe.spec import DriftModel, ProbeSpec
@@ -45,14 +45,6 @@ def test_join_pairs_client_messages_with_venue_ground_truth() -> None:
     assert [m.verb for m in msgs] == ["NEW", "CXL"]
     assert msgs[0].accepted == 1.4 and msgs[0].osd == pytest.approx(0.1)
     assert msgs[1].accepted is None and msgs[1].timed_out and msgs[1].osd is None
-
-
-def test_quantiles_are_nearest_rank() -> None:
-    assert quantile([], 0.5) is None
-    assert quantile([3.0], 0.99) == 3.0
-    values = [float(i) for i in range(1, 101)]
-    assert quantile(values, 0.95) == 95.0
-    assert quantile(values, 0.5) == 50.0
 
 
 def test_gaps_and_bursts() -> None:

@@ -1,11 +1,24 @@
-"""The small SVG chart code: round ticks, spikes kept when thinning long series,
-everything drawn inside the plot, log axes for latencies."""
+"""The one SVG module (drill and analysis reports): round ticks, spikes kept when
+thinning long series, everything drawn inside the plot, log axes for latencies, x-y
+curves and forest plots."""
 
 from __future__ import annotations
 
 import re
 
-from ctdrill.report.svg import Line, Mark, Shade, _decimate, log_bounds, nice_ticks, num, time_chart
+from ctdrill.report.svg import (
+    Interval,
+    Line,
+    Mark,
+    Shade,
+    _decimate,
+    interval_chart,
+    log_bounds,
+    nice_ticks,
+    num,
+    time_chart,
+    xy_chart,
+)
 from tests.unit.test_report_support import Tree
 
 
@@ -64,3 +77,42 @@ def test_log_chart_places_small_values_low() -> None:
     node = next(n for n in Tree(svg).root.iter("polyline"))
     (_, y1), (_, y2) = ([float(v) for v in p.split(",")] for p in node.attrs["points"].split())
     assert y1 > y2  # SVG y grows downwards
+
+
+def test_xy_chart_leaves_out_missing_values_and_names_its_x_ticks() -> None:
+    svg = xy_chart(key="canary", title="Canary <b>", x_label="period", y_label="bps",
+                   lines=[Line("canary", "canary", [(0.0, 4.0), (1.0, 0.5)], "#c00",
+                               markers=True),
+                          Line("control", "control", [(0.0, float("nan")), (1.0, 3.0)],
+                               "#00c", markers=True)],
+                   x_ticks={0.0: "before", 1.0: "after"})
+    root = Tree(svg).root
+    assert root.iter("title")[0].all_text() == "Canary <b>"
+    by_key = {n.attrs["data-series"]: n.attrs["points"].split() for n in root.iter("polyline")}
+    assert len(by_key["canary"]) == 2 and len(by_key["control"]) == 1  # NaN left out
+    assert len(root.iter("circle")) == 3
+    (y_hi, y_lo) = (float(p.split(",")[1]) for p in by_key["canary"])
+    assert y_hi < y_lo  # 4.0 is drawn above 0.5
+    texts = {t.all_text() for t in root.iter("text")}
+    assert {"before", "after", "period", "bps"} <= texts
+    assert not re.search(r"nan|inf", svg, re.IGNORECASE)
+
+
+def test_interval_chart_draws_each_ci_around_its_estimate_and_a_zero_line() -> None:
+    rows = [Interval("m", "mean: matched", 2.0, 1.0, 3.0, "#111"),
+            Interval("n", "mean: naive", -1.0, None, None, "#222")]
+    root = Tree(interval_chart(key="est", title="t", rows=rows)).root
+    lines = root.iter("line")
+    zero = next(n for n in lines if n.attrs.get("stroke-dasharray") == "3,3")
+    (ci,) = [n for n in lines if n.attrs.get("data-series") == "m"]
+    dots = {n.attrs["data-series"]: float(n.attrs["cx"]) for n in root.iter("circle")}
+    assert float(ci.attrs["x1"]) < dots["m"] < float(ci.attrs["x2"])
+    assert dots["n"] < float(zero.attrs["x1"]) < dots["m"]
+    assert not [n for n in lines if n.attrs.get("data-series") == "n"]  # no CI, no bar
+    assert {"mean: matched", "+2.00", "-1.00"} <= {t.all_text() for t in root.iter("text")}
+
+
+def test_charts_without_data_say_so() -> None:
+    for svg in (xy_chart(key="e", title="t", lines=[], x_label="x", y_label="y"),
+                interval_chart(key="e", title="t", rows=[])):
+        assert "no data" in svg and svg.startswith("<svg") and svg.endswith("</svg>")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ctdrill.engine.expect import trend_holds
+from ctdrill.engine.judge import trend_holds
 from ctdrill.spec.models import StepTrendExpectation
 
 
