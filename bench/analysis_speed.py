@@ -29,7 +29,7 @@ from bench.common import write_page
 from ctdrill.analysis.loaders import load_orders, load_timeline
 from ctdrill.analysis.pipeline import Config, analyze
 from ctdrill.analysis.synth import SynthSpec, generate
-from ctdrill.cli.analyze_cmd import write_reports
+from ctdrill.api import write_analysis_reports
 
 CANARY = "gw-0[0-4]"
 
@@ -73,7 +73,7 @@ def main() -> None:
             result = analyze(orders, timeline, cfg)
             stages.update(result.timings_s)
             t = time.perf_counter()
-            write_reports(result, d / f"out-{name}")
+            write_analysis_reports(result, d / f"out-{name}")
             stages["write reports"] = time.perf_counter() - t
             stages["total"] = time.perf_counter() - t0
             runs[name] = (stages, result)

@@ -1,33 +1,30 @@
-"""`ctdrill plan`, `ctdrill run` and `ctdrill revert`."""
+"""`ctdrill plan`, `ctdrill run` and `ctdrill revert`: parse, call ctdrill.api, render.
+
+ctdrill.api loads the engine, the spec models and the lab inside each call, so `revert
+--help` (and every other command) does not pay for them (docs/BENCH-cli.md).
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
+from ctdrill import api
 from ctdrill.cli.common import console, err_console, handle_errors, print_json
+from ctdrill.cli.live import LiveStatus
 from ctdrill.errors import ExitCode, InvalidInput
-
-if TYPE_CHECKING:
-    from ctdrill.engine.drill import DrillOutcome
-    from ctdrill.engine.plan import HostPlan
-
-# The engine, the spec models and the lab are imported inside the commands: `revert
-# --help` (and every other command) must not pay for them (docs/BENCH-cli.md).
 
 InventoryOpt = typer.Option(None, "-i", "--inventory", help="Ansible inventory.")
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
-def _plan_table(plans: dict[str, HostPlan]) -> Table:
+def _plan_table(result: api.PlanResult) -> Table:
     table = Table(title="plan", title_justify="left")
     for col in ("host", "change", "before", "after"):
         table.add_column(col)
-    for host, hp in plans.items():
+    for host, hp in result.hosts.items():
         for c in hp.sysctl:
             style = "" if c.changes else "dim"
             table.add_row(host, c.key, str(c.before), f"[{style}]{c.after}[/]" if style
@@ -43,27 +40,20 @@ def _plan_table(plans: dict[str, HostPlan]) -> Table:
 def plan(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
          inventory: Path | None = InventoryOpt, json_out: bool = JsonOpt) -> None:
     """Show, per host, the exact before -> after of every change. Changes nothing."""
-    from ctdrill.engine.preview import preview
-    from ctdrill.lab.manager import default_inventory
-    from ctdrill.spec.loader import load_spec
-
-    spec = load_spec(spec_file)
-    inv_path = inventory or default_inventory()
-    plans, pools = preview(spec, inv_path)
-    refusals = [r for hp in plans.values() for r in hp.refusals]
+    result = api.plan(spec_file, inventory)
+    pools = result.pools
     if json_out:
-        print_json({"drill": spec.drill, "pools": pools,
-                    "hosts": {h: hp.to_json() for h, hp in plans.items()},
-                    "refused": refusals})
+        print_json(result.to_json())
     else:
-        console.print(f"drill [bold]{spec.drill}[/] on {', '.join(pools['targets'])}"
+        console.print(f"drill [bold]{result.drill}[/] on {', '.join(pools['targets'])}"
                       + (f" (canary: {', '.join(pools['canary'])})" if pools["control"] else ""))
-        console.print(_plan_table(plans))
-    if refusals:
-        raise InvalidInput(refusals[0], "fix the drill spec; nothing was changed")
+        console.print(_plan_table(result))
+    if result.refusals:
+        raise InvalidInput(result.refusals[0], "fix the drill spec; nothing was changed")
 
 
-def _transitions_table(outcome: DrillOutcome) -> Table | None:
+def _transitions_table(result: api.RunResult) -> Table | None:
+    outcome = result.outcome
     rows = [(h, tr) for h, trs in outcome.transitions.items() for tr in trs]
     if not rows:
         return None
@@ -77,8 +67,9 @@ def _transitions_table(outcome: DrillOutcome) -> Table | None:
     return table
 
 
-def _summary(outcome: DrillOutcome) -> None:
-    transitions = _transitions_table(outcome)
+def _summary(result: api.RunResult) -> None:
+    outcome = result.outcome
+    transitions = _transitions_table(result)
     if transitions is not None:
         console.print(transitions)
     if outcome.metrics:
@@ -125,36 +116,18 @@ def run(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
                                              help="Where run journals go (default ./runs)."),
         json_out: bool = JsonOpt) -> None:
     """Run a drill; without -i, on an ephemeral lab that is built and removed."""
-    from ctdrill.engine.drill import default_runs_dir, run_drill
-    from ctdrill.lab import manager
-    from ctdrill.spec.loader import load_spec
-    from ctdrill.system.preflight import require_root
-
-    spec = load_spec(spec_file)
-    ephemeral = None
-    if inventory is None:
-        require_root()
-        ephemeral = f"r{os.getpid() % 10_000_000}"
-        with console.status("building an ephemeral lab", spinner="dots"):
-            inventory = manager.up(ephemeral, ssh=False).plan.inventory_path
-    outcome: DrillOutcome | None = None
-    try:
-        with console.status(f"drill {spec.drill}", spinner="dots") as status:
-            outcome = run_drill(spec, inventory, runs_dir=runs_dir or default_runs_dir(),
-                                spec_path=str(spec_file), ephemeral_lab=ephemeral,
-                                progress=lambda m: status.update(f"drill {spec.drill}: {m}"))
-    finally:
-        keep = outcome is not None and outcome.exit_code == ExitCode.REVERT_FAILED
-        if ephemeral and not keep:
-            manager.down(ephemeral)
+    with console.status("drill", spinner="dots") as status:
+        live = LiveStatus(status.update)
+        result = api.run(spec_file, inventory, runs_dir=runs_dir, progress=live.note,
+                         on_event=live)
     if json_out:
-        print_json(outcome.to_json())
+        print_json(result.to_json())
     else:
-        _summary(outcome)
-    if outcome.exit_code == ExitCode.REVERT_FAILED:
+        _summary(result)
+    if result.rc == ExitCode.REVERT_FAILED:
         err_console.print(f"[bold red]REVERT NOT VERIFIED[/]: run "
-                          f"'ctdrill revert {outcome.journal}' now", soft_wrap=True)
-    raise typer.Exit(int(outcome.exit_code))
+                          f"'ctdrill revert {result.journal}' now", soft_wrap=True)
+    raise typer.Exit(int(result.rc))
 
 
 @handle_errors
@@ -163,24 +136,18 @@ def revert(journal: Path = typer.Argument(..., help="journal.jsonl of the run.")
                                       help="Revert even if the run's orchestrator lives."),
            json_out: bool = JsonOpt) -> None:
     """Revert a run's targets from its journal alone, verify, disarm. Safe to run twice."""
-    from ctdrill.engine.recover import revert_from_journal
-
-    reverts = revert_from_journal(journal, force=force)
-    ok = all(r.verified for r in reverts.values())
+    result = api.revert(journal, force=force)
     if json_out:
-        print_json({"journal": str(journal), "verified": ok,
-                    "hosts": {h: {"verified": r.verified, "restored": r.restored,
-                                  "deleted": r.deleted, "problems": r.problems,
-                                  "deadman": r.deadman} for h, r in reverts.items()}})
+        print_json(result.to_json())
     else:
         table = Table(title=f"revert from {journal}", title_justify="left")
         for col in ("host", "verified", "restored", "dead-man", "problems"):
             table.add_column(col)
-        for h, r in reverts.items():
+        for h, r in result.hosts.items():
             fired = "fired" if r.deadman.get("fired") else (
                 "disarmed" if r.deadman.get("armed") else "not armed")
             table.add_row(h, "[green]yes[/]" if r.verified else "[red]NO[/]",
                           ", ".join(r.restored) or "-", fired, "; ".join(r.problems))
         console.print(table)
-    if not ok:
-        raise typer.Exit(int(ExitCode.REVERT_FAILED))
+    if result.rc != ExitCode.OK:
+        raise typer.Exit(int(result.rc))

@@ -8,11 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ctdrill import api
 from ctdrill.cli.common import console, handle_errors, print_json
+from ctdrill.cli.live import LiveStatus
 from ctdrill.errors import EnvironmentProblem
 
-# The suite runner (the whole drill engine) and the models load inside each command, so
-# that no other command pays for them (docs/BENCH-cli.md).
+# The suite runner and the models load inside each command (ctdrill.api loads the
+# drill engine inside its calls), so that no other command pays for them
+# (docs/BENCH-cli.md).
 
 app = typer.Typer(help="Game days: suites of drills, blackout windows, schedules.",
                   no_args_is_help=True)
@@ -32,8 +35,9 @@ def run_cmd(suite: Path = typer.Argument(..., help="Suite file, e.g. drills/game
     from ctdrill.gameday.runner import run_suite
 
     with console.status("game day", spinner="dots") as status:
+        live = LiveStatus(lambda text: status.update(f"game day: {text}"))
         outcome = run_suite(suite, inventory, force=force, history_root=history,
-                            progress=lambda m: status.update(f"game day: {m}"))
+                            progress=live.note, on_event=live)
     if json_out:
         print_json(outcome.to_json())
     else:
@@ -58,10 +62,11 @@ def plan_cmd(suite: Path = typer.Argument(...), inventory: Path | None = Invento
     """Show the drills, the blackout windows, and whether a run would start now."""
     from ctdrill.gameday.blackout import active_window, describe
     from ctdrill.gameday.runner import is_lab, load_suite
-    from ctdrill.spec.loader import load_spec
 
     s = load_suite(suite)
-    drills = [load_spec(suite.parent / d.spec).drill for d in s.drills]
+    checked = api.validate([suite.parent / d.spec for d in s.drills], drills_only=True)
+    checked.raise_first()
+    drills = [str(f.name) for f in checked.files]
     window = active_window(s.blackout, datetime.now(UTC))
     lab = is_lab(inventory)
     verdict = ("would run (lab: blackout windows do not apply)" if lab else

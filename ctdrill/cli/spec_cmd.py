@@ -10,49 +10,17 @@ own schema (`ctdrill schema --suite`).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
 
+from ctdrill import api
 from ctdrill.cli.common import console, handle_errors, print_json
 from ctdrill.errors import ExitCode, InvalidInput
 
-if TYPE_CHECKING:
-    from ctdrill.spec.loader import SpecProblem
-
-# The spec models (pydantic) load inside the functions that use them, so that other
-# commands start without them (docs/BENCH-cli.md).
-
-
-@dataclass(frozen=True)
-class _Checked:
-    """One file's verdict: its kind (the YAML key that names it) and name, or problems."""
-
-    path: Path
-    kind: str
-    name: str | None
-    problems: list[SpecProblem]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"file": str(self.path), "valid": not self.problems, self.kind: self.name,
-                "problems": [p.to_json() for p in self.problems]}
-
-
-def _check(path: Path) -> _Checked:
-    """The drill's or suite's name if the file is valid, else every problem found in it."""
-    from ctdrill.spec.loader import SpecError, load_document
-    from ctdrill.spec.models import DrillSpec
-
-    try:
-        doc = load_document(path)
-    except SpecError as exc:
-        return _Checked(path, exc.kind, None, exc.problems)
-    if isinstance(doc, DrillSpec):
-        return _Checked(path, "drill", doc.drill, [])
-    return _Checked(path, "gameday", doc.gameday, [])
+# The spec models (pydantic) load inside ctdrill.api's calls, so that other commands
+# start without them (docs/BENCH-cli.md).
 
 
 @handle_errors
@@ -62,11 +30,11 @@ def validate(
     json_out: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Check drill specs and suites without touching any host; exit 2 if any is invalid."""
-    results = [_check(path) for path in files]
+    result = api.validate(files)
     if json_out:
-        print_json({"files": [r.to_json() for r in results]})
+        print_json(result.to_json())
     else:
-        for r in results:
+        for r in result.files:
             if not r.problems:
                 what = "drill" if r.kind == "drill" else "game day"
                 console.print(f"[green]ok[/]  {escape(str(r.path))}  "
@@ -74,8 +42,8 @@ def validate(
                               soft_wrap=True)
             for problem in r.problems:
                 console.print(escape(problem.format()), highlight=False, soft_wrap=True)
-    if any(r.problems for r in results):
-        raise typer.Exit(int(ExitCode.INVALID_INPUT))
+    if result.rc != ExitCode.OK:
+        raise typer.Exit(int(result.rc))
 
 
 @handle_errors
@@ -86,9 +54,7 @@ def schema(
                                "(files with the top-level key 'gameday') instead of drills."),
 ) -> None:
     """Print the JSON Schema of drill specs (or suites), for editor completion and checking."""
-    from ctdrill.spec.schema import drill_schema, suite_schema
-
-    text = json.dumps(suite_schema() if suite else drill_schema(), indent=2) + "\n"
+    text = json.dumps(api.schema(suite=suite), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)
         return

@@ -1,4 +1,7 @@
-"""Run a game-day suite: blackout check, one run at a time, drills in order, history."""
+"""Run a game-day suite: blackout check, one run at a time, drills in order, history.
+
+Drills run, report and share an ephemeral lab through ctdrill.api only.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,17 +19,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ctdrill.engine.drill import DrillOutcome, default_runs_dir, run_drill
+from ctdrill import api
 from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
 from ctdrill.gameday.blackout import active_window
 from ctdrill.gameday.suite import Suite
-from ctdrill.lab import manager
 from ctdrill.lab.topology import run_dir
-from ctdrill.report.files import write_reports
 from ctdrill.report.markdown import cell
 from ctdrill.report.safe import md_code
-from ctdrill.spec.loader import load_spec
-from ctdrill.targets.inventory import Inventory
 
 SEVERITY = [ExitCode.OK, ExitCode.EXPECTATIONS_FAILED, ExitCode.ABORTED,
             ExitCode.REVERT_FAILED]
@@ -56,11 +55,7 @@ def load_suite(path: Path) -> Suite:
 
 def is_lab(inventory: Path | None) -> bool:
     """Labs may be drilled any time; only real inventories honour blackout windows."""
-    if inventory is None:
-        return True
-    inv = Inventory(inventory)
-    return all(t.netns is not None or (t.kernel_owner and t.transport == "local")
-               for t in inv.select("all"))
+    return api.is_lab(inventory)
 
 
 @contextmanager
@@ -131,9 +126,13 @@ def _update_index(history: Path, outcome: SuiteOutcome) -> None:
 
 def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
               history_root: Path | None = None, now: datetime | None = None,
-              progress: Callable[[str], None] = lambda _m: None) -> SuiteOutcome:
+              progress: Callable[[str], None] = lambda _m: None,
+              on_event: api.EventHandler | None = None) -> SuiteOutcome:
+    """Run the suite's drills in order (one ephemeral lab for all without an
+    inventory); `progress` and `on_event` are each run's (ctdrill.api.run)."""
     suite = load_suite(path)
-    specs = [(load_spec(path.parent / d.spec), d) for d in suite.drills]  # all valid first
+    specs = [(path.parent / d.spec, d) for d in suite.drills]
+    api.validate([spec for spec, _ in specs], drills_only=True).raise_first()  # all valid first
     window = active_window(suite.blackout, now or datetime.now(UTC))
     if window is not None and not force and not is_lab(inventory):
         raise SuiteSkipped(
@@ -141,7 +140,7 @@ def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
             f"'{window.name or 'blackout'}' ({','.join(window.days)} {window.start}-"
             f"{window.end} {suite.blackout.timezone})",
             "run it outside the window, or pass --force if you must")
-    history = (history_root or default_runs_dir() / "gameday") / suite.gameday
+    history = (history_root or api.default_runs_dir() / "gameday") / suite.gameday
     stamp = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{os.getpid()}"
     outdir = history / stamp
     outcome = SuiteOutcome(suite.gameday, outdir, ExitCode.OK)
@@ -151,33 +150,23 @@ def run_suite(path: Path, inventory: Path | None, *, force: bool = False,
         except OSError as exc:
             raise EnvironmentProblem(f"cannot create {outdir}: {exc.strerror}",
                                      "pass a writable --history directory") from None
-        ephemeral = None
-        if inventory is None:
-            ephemeral = f"g{os.getpid() % 10_000_000}"
-            progress("building an ephemeral lab")
-            inventory = manager.up(ephemeral, ssh=False).plan.inventory_path
-        try:
-            for spec, entry in specs:
+        with ExitStack() as stack:
+            lab = None if inventory is not None else stack.enter_context(
+                api.ephemeral_lab("g", progress))
+            for spec_path, entry in specs:
                 inv = path.parent / entry.inventory if entry.inventory else inventory
-                progress(f"drill {spec.drill}")
-
-                def drill_progress(msg: str, name: str = spec.drill) -> None:
-                    progress(f"{name}: {msg}")
-
-                result: DrillOutcome = run_drill(
-                    spec, inv, runs_dir=outdir / "runs", spec_path=str(path.parent / entry.spec),
-                    ephemeral_lab=ephemeral, progress=drill_progress)
-                reports = write_reports(result.journal, result.journal.parent,
-                                        ["html", "md", "junit"])
-                outcome.drills.append({"drill": spec.drill, **result.to_json(),
+                result = api.run(spec_path, inv, runs_dir=outdir / "runs", lab=lab,
+                                 progress=progress, on_event=on_event)
+                written = api.report(result.journal, result.journal.parent,
+                                     ["html", "md", "junit"]).paths
+                reports = {name: str(where) for name, where in written.items()}
+                outcome.drills.append({"drill": result.drill, **result.to_json(),
                                        "reports": reports})
-                outcome.exit_code = max(outcome.exit_code, result.exit_code, key=SEVERITY.index)
-                if result.exit_code != ExitCode.OK and suite.stop_on_failure:
+                outcome.exit_code = max(outcome.exit_code, result.rc, key=SEVERITY.index)
+                if lab is not None:  # a host not provably back keeps its lab
+                    lab.keep = outcome.exit_code == ExitCode.REVERT_FAILED
+                if result.rc != ExitCode.OK and suite.stop_on_failure:
                     break
-        finally:
-            keep = outcome.exit_code == ExitCode.REVERT_FAILED
-            if ephemeral and not keep:
-                manager.down(ephemeral)
     (outdir / "summary.json").write_text(json.dumps(outcome.to_json(), indent=1, default=str))
     (outdir / "summary.md").write_text(_markdown(outcome))
     _update_index(history, outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ctdrill.gameday.blackout import active_window
 from ctdrill.gameday.runner import SuiteSkipped, load_suite, run_suite, suite_lock
 from ctdrill.gameday.schedule import render_units
 from ctdrill.gameday.suite import Blackout, Window
+from tests.unit.api_fakes import FakeEngine
 
 NY = Blackout(timezone="America/New_York", windows=[
     Window(name="cash", days=["mon", "tue", "wed", "thu", "fri"], start="09:25", end="16:05"),
@@ -114,3 +116,66 @@ def test_an_environment_failure_is_exit_5_not_a_skip(tmp_path: Path,
     assert result.exit_code == ExitCode.ENVIRONMENT, result.output
     assert "cannot open the game-day lock" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def _two_drill_suite(tmp_path: Path, stop_on_failure: bool) -> Path:
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.yaml").write_text(f"drill: {name}\ntargets: {{hosts: gw}}\n")
+    suite = tmp_path / "gameday.yaml"
+    suite.write_text("gameday: two\ndrills: [{spec: first.yaml}, {spec: second.yaml}]\n"
+                     f"stop_on_failure: {str(stop_on_failure).lower()}\n")
+    return suite
+
+
+@pytest.mark.parametrize(("stop", "ran", "code"), [(False, ["first", "second"], 4),
+                                                   (True, ["first"], 1)])
+def test_suite_runs_drills_in_order_through_the_api_with_reports_and_history(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: bool, ran: list[str],
+        code: int) -> None:
+    """The engine is a stand-in (no root): what is tested is the runner's order,
+    severity, stop-on-failure, reports and history."""
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path / "run"))
+    engine = FakeEngine(monkeypatch, tmp_path, ExitCode.EXPECTATIONS_FAILED,
+                        ExitCode.REVERT_FAILED)
+    suite = _two_drill_suite(tmp_path, stop)
+    inv = tmp_path / "inv.yml"
+    outcome = run_suite(suite, inv, history_root=tmp_path / "h")
+    assert [c["drill"] for c in engine.calls] == ran
+    assert all(c["inventory"] == inv and c["ephemeral_lab"] is None for c in engine.calls)
+    assert int(outcome.exit_code) == code
+    assert [d["drill"] for d in outcome.drills] == ran
+    for d in outcome.drills:
+        assert set(d["reports"]) == {"html", "md", "junit"}
+        assert Path(d["reports"]["html"]).read_text().startswith("<!DOCTYPE html>")
+        assert d["reports"]["html"] in (outcome.dir / "summary.md").read_text()
+    assert "| first | 1 |" in (outcome.dir / "summary.md").read_text()
+    index = json.loads((tmp_path / "h" / "two" / "index.json").read_text())
+    assert [e["exit_code"] for e in index] == [code]
+
+
+@pytest.mark.parametrize(("codes", "kept"), [((ExitCode.OK, ExitCode.OK), False),
+                                             ((ExitCode.REVERT_FAILED, ExitCode.OK), True)])
+def test_suite_without_inventory_shares_one_lab_kept_only_after_a_failed_revert(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codes: tuple[ExitCode, ...],
+        kept: bool) -> None:
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path / "run"))
+    engine = FakeEngine(monkeypatch, tmp_path, *codes)
+    run_suite(_two_drill_suite(tmp_path, stop_on_failure=False), None,
+              history_root=tmp_path / "h")
+    (lab,) = engine.labs
+    assert [c["ephemeral_lab"] for c in engine.calls] == [lab, lab]
+    assert engine.downs == ([] if kept else [lab])
+
+
+def test_an_invalid_drill_stops_the_suite_before_anything_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CTDRILL_RUN_DIR", str(tmp_path / "run"))
+    engine = FakeEngine(monkeypatch, tmp_path)
+    suite = _two_drill_suite(tmp_path, stop_on_failure=False)
+    (tmp_path / "second.yaml").write_text("drill: second\n")
+    result = CliRunner().invoke(app, ["gameday", "run", str(suite), "-i",
+                                      str(tmp_path / "inv.yml"), "--history",
+                                      str(tmp_path / "h")])
+    assert result.exit_code == ExitCode.INVALID_INPUT, result.output
+    assert "second.yaml:1:1" in result.output and len(result.output.strip().splitlines()) == 1
+    assert engine.calls == [] and not (tmp_path / "h").exists()
