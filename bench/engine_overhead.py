@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 from bench.common import write_page
-from ctdrill.engine.drill import run_drill
 from ctdrill.engine.preview import preview
 from ctdrill.lab import manager
+from ctdrill.lifecycle import run_drill
 from ctdrill.spec.models import DrillSpec
 
 LAB = "benche"

@@ -55,8 +55,10 @@ class StopSignals:
 
 
 @contextmanager
-def stop_signals() -> Iterator[StopSignals]:
-    state = StopSignals()
+def stop_signals(state: StopSignals | None = None) -> Iterator[StopSignals]:
+    """Route SIGINT/SIGTERM to `state` (a new one by default: a run context brings its
+    own) for the duration, then restore the previous handlers."""
+    state = state if state is not None else StopSignals()
     previous = {s: signal.signal(s, state.handle) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield state

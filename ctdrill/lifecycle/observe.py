@@ -1,75 +1,43 @@
-"""The observation phase: loads and the probe at their start times, telemetry from every
-observed host, the regime machine per host, guards, step changes, and the journal.
+"""Step 3, observe: the observation window, with the run's loads, probe, steps and guards.
 
-Telemetry is watched, not trusted: a host whose stream stalls or ends is journaled as
-`target_lost` at once; a guarded host lost, or every observed host lost, aborts the run
-(the operator's interrupt, if there was one, is reported instead). It returns everything
-the judge needs, including each sample's arrival time for coverage; the engine's
-`finally` still owns the revert.
+Loads and the probe start at their start times, step changes apply when their step
+begins (apply.apply_step), telemetry from every observed host feeds one regime machine
+per host, guard ceilings and the time budget are checked, and the journal gets batches
+of samples. Telemetry is watched, not trusted: a host whose stream stalls or ends is
+journaled as `target_lost` at once; a guarded host lost, or every observed host lost,
+aborts the run (the operator's interrupt, if there was one, is reported instead).
+`observe` returns everything the judge needs (engine/observed.py), including each
+sample's arrival time for coverage; the revert is not this step's: it runs after it on
+every way out.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ctdrill.engine.classcount import ClassCounter
 from ctdrill.engine.coverage import CoveragePolicy
-from ctdrill.engine.journal import Journal
-from ctdrill.engine.judge import ceiling_breach
-from ctdrill.engine.load import LoadContext, LoadPhase, build_load
+from ctdrill.engine.guards import ceiling_breach
+from ctdrill.engine.load import build_load
+from ctdrill.engine.load_context import LoadContext, LoadPhase
+from ctdrill.engine.observed import ObservationResult, StepSpan
 from ctdrill.engine.observer import Change, Observation, Observer, TargetLost
 from ctdrill.engine.plan import refuse_unobserved_guards
 from ctdrill.engine.signals import StopRequested, StopSignals
 from ctdrill.errors import EnvironmentProblem
-from ctdrill.metrics.conntrack import WindowMetrics
-from ctdrill.probe.metrics import Message, PressureSample, is_proxy, label, quantile
+from ctdrill.journal import Journal
+from ctdrill.lifecycle.apply import apply_step
+from ctdrill.lifecycle.context import Progress, RunContext
+from ctdrill.metrics.quantile import nearest_rank
+from ctdrill.probe.metrics import is_proxy, label
 from ctdrill.probe.phase import ProbePhase
-from ctdrill.regime.machine import RegimeInput, RegimeMachine, Transition
+from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.spec.models import ClassEntriesExpectation, DrillSpec
 from ctdrill.targets.inventory import Inventory
 
 StepHook = Callable[[int], None]
-Progress = Callable[[str], None]
-
-
-@dataclass
-class StepSpan:
-    name: str
-    start: float
-    end: float
-
-
-@dataclass
-class ObservationResult:
-    started: float
-    load_start: float | None = None
-    history: dict[str, list[WindowMetrics]] = field(default_factory=dict)
-    transitions: dict[str, list[Transition]] = field(default_factory=dict)
-    final_regime: dict[str, str] = field(default_factory=dict)
-    steps: list[StepSpan] = field(default_factory=list)
-    loads: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    class_series: dict[tuple[str, str, int], list[tuple[float, int]]] = field(
-        default_factory=dict)
-    span: tuple[float, float] | None = None
-    """Wall-clock start and end of the observation once every stream was open: the
-    window a whole-run expectation must cover."""
-    arrivals: dict[str, list[float]] = field(default_factory=dict)
-    """Wall-clock arrival of every sample, per host (coverage)."""
-    coverage: CoveragePolicy = field(default_factory=CoveragePolicy)
-    lost: list[dict[str, Any]] = field(default_factory=list)
-    """Every `target_lost` record, as journaled."""
-    totals: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Per host: new-flow drops and table-full events over the whole observation."""
-
-    def pressure(self) -> list[PressureSample]:
-        """The worst pressure across observed hosts at each window, in time order."""
-        samples = [PressureSample(m.t, m.ctr, m.nfd_per_s)
-                   for ms in self.history.values() for m in ms]
-        return sorted(samples, key=lambda p: p.t)
 
 
 class _LiveProbeSignals:
@@ -94,7 +62,7 @@ class _LiveProbeSignals:
                if label(m.sent - 0.5, m.sent + 0.5, pressure, 0.9, 0.7) == "low"]
         recent = [m for m in msgs if now - m.sent <= spec.window_s + spec.timeout_s]
         costs = [is_proxy(m, spec.drift, spec.timeout_s) for m in recent]
-        base, cur = quantile(low, 0.95), quantile(costs, 0.95)
+        base, cur = nearest_rank(low, 0.95), nearest_rank(costs, 0.95)
         self.cdt_breach = (base is not None and cur is not None
                            and cur - base > spec.cdt_threshold_bps)
 
@@ -141,7 +109,7 @@ def _step_offsets(spec: DrillSpec) -> list[float]:
     return offsets
 
 
-class _Window:
+class Window:
     """One observation window's moving parts; `run` is the loop, `_finish` the cleanup."""
 
     def __init__(self, spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
@@ -267,10 +235,15 @@ class _Window:
             result.messages = self.probe.messages()
 
 
-def observe(spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
-            budget_deadline: float, progress: Progress,
-            apply_step: StepHook, load_ctx: LoadContext) -> ObservationResult:
+def observe(ctx: RunContext) -> ObservationResult:
     """Run the observation window; guards, lost guarded hosts and signals raise
-    StopRequested, losing every observed host raises EnvironmentProblem."""
-    return _Window(spec, inv, journal, sig, progress, apply_step, load_ctx).run(
-        budget_deadline)
+    StopRequested, losing every observed host raises EnvironmentProblem. Records the
+    loads, transitions and final regimes in the outcome."""
+    window = Window(ctx.spec, ctx.inv, ctx.journal, ctx.sig, ctx.progress,
+                     lambda index: apply_step(ctx, index), ctx.resolved.load_ctx)
+    observed = window.run(ctx.budget.deadline)
+    ctx.outcome.load = {"phases": observed.loads}
+    ctx.outcome.transitions = {h: [tr.to_json() for tr in trs]
+                               for h, trs in observed.transitions.items()}
+    ctx.outcome.final_regime = observed.final_regime
+    return observed

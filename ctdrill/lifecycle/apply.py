@@ -1,0 +1,103 @@
+"""Step 2, apply: arm the dead-man switch, apply the base changes, check they are
+exactly the plan; and apply one step's changes when the observation reaches it.
+
+Every change is journaled as an `intent` before and an `outcome` after. The time
+budget is pulled in here, as the switch is armed: observation stops (and the revert
+runs) before any dead-man timer could fire mid-drill.
+"""
+
+from __future__ import annotations
+
+from ctdrill.ansible.runner import RunResult
+from ctdrill.engine.plan import HostPlan, applied_diffs
+from ctdrill.engine.verdict import Verdict
+from ctdrill.journal import Journal
+from ctdrill.lifecycle.context import RunContext
+from ctdrill.lifecycle.policy import ApplyFailed
+
+NO_CHANGES = HostPlan("", (), None, (), False)
+"""The plan of a host that only a later step changes: armed now, changed later."""
+
+
+def journal_outcomes(journal: Journal, result: RunResult, step: str | None) -> None:
+    """One record per change: a sysctl task reports each key it wrote in `applied`."""
+    for host, rs in result.hosts.items():
+        for r in rs:
+            for item in r.result.get("applied") or [r.result]:
+                ok = bool(item.get("ok", r.ok))
+                journal.write("outcome", host=host, task=r.task, ok=ok,
+                              changed=bool(item.get("changed", r.changed)),
+                              message=item.get("message", "") if not ok else "",
+                              name=item.get("name"), before=item.get("before"),
+                              after=item.get("after"), step=step)
+
+
+def check_applied(result: RunResult, hosts: list[str]) -> None:
+    """Raise ApplyFailed when a host said nothing or a change failed."""
+    silent = [h for h in hosts if h not in result.hosts]
+    if silent:
+        raise ApplyFailed(f"apply returned nothing for {', '.join(silent)}")
+    if not result.ok:
+        bad = result.failures()[0] if result.failures() else None
+        raise ApplyFailed(f"apply failed on {bad.host}: {bad.task}: {bad.message}"
+                          if bad else f"apply ended {result.status}")
+
+
+def _check_exactly_the_plan(ctx: RunContext) -> None:
+    """Snapshot again: every base-changed host must differ from its snapshot by the
+    plan and nothing else (else abort); passing adds the verdict that says so."""
+    prep = ctx.prepared
+    if not prep.base:
+        return
+    after = ctx.ops.snapshot(sorted(prep.base), ctx.resolved.keys())
+    exact = {h: applied_diffs(prep.snapshots[h], after[h], hp) for h, hp in prep.base.items()}
+    ctx.journal.write("applied_check", diffs=exact)
+    bad = {h: d for h, d in exact.items() if d}
+    if bad:
+        host, diffs = next(iter(bad.items()))
+        raise ApplyFailed(f"{host} differs from the plan after apply: {diffs[0]}")
+    ctx.outcome.verdicts.append(Verdict(
+        "applied exactly the plan (nothing else changed)", True, None,
+        f"checked {', '.join(sorted(exact))}"))
+
+
+def apply(ctx: RunContext) -> None:
+    """Arm every prepared host's dead-man switch with its whole revert plan and apply
+    the base changes. Nothing to do when the run changes no host."""
+    if not ctx.resolved.hosts:
+        return
+    spec, journal, prep, budget = ctx.spec, ctx.journal, ctx.prepared, ctx.budget
+    ctx.sig.checkpoint()
+    ctx.progress("arming the dead-man switch and applying changes")
+    t = budget.mono()
+    per_host = {h: prep.base.get(h, NO_CHANGES).apply_vars(rp)
+                for h, rp in prep.revert_plans().items()}
+    for host, hv in per_host.items():
+        journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"],
+                      ttl_s=spec.revert.ttl_s)
+    armed_at = budget.wall()
+    # a revert costs about what lock + snapshot cost, so keep twice that in hand
+    revert_budget = max(5.0, 2 * ctx.outcome.timings["prepare"])
+    journal.write("budget", revert_budget_s=revert_budget, ansible_timeout_s=ctx.ops.timeout_s)
+    budget.keep_before_ttl(armed_at, spec.revert.ttl_s, revert_budget)
+    result = ctx.ops.apply(per_host, spec.revert.ttl_s, prep.snapshots)
+    journal_outcomes(journal, result, None)
+    check_applied(result, list(per_host))
+    _check_exactly_the_plan(ctx)
+    ctx.outcome.timings["apply"] = budget.mono() - t
+
+
+def apply_step(ctx: RunContext, index: int) -> None:
+    """Apply step `index`'s changes (capacity steps), under the switch armed by
+    `apply` (one timer per host): intents, then outcomes, then the same checks."""
+    plans = ctx.prepared.steps[index]
+    if not plans:
+        return
+    name = ctx.spec.steps[index].name
+    reverts = ctx.prepared.revert_plans()
+    per_host = {h: hp.apply_vars(reverts[h]) for h, hp in plans.items()}
+    for host, hv in per_host.items():
+        ctx.journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"], step=name)
+    result = ctx.ops.apply(per_host, ctx.spec.revert.ttl_s, ctx.prepared.snapshots, arm=False)
+    journal_outcomes(ctx.journal, result, name)
+    check_applied(result, list(per_host))
