@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ctdrill.analysis.results import AnalysisResult as Analysis
     from ctdrill.engine.hostops import HostRevert
     from ctdrill.engine.plan import HostPlan
-    from ctdrill.journal import Journal, Record
+    from ctdrill.journal import Record
     from ctdrill.lifecycle import DrillOutcome
     from ctdrill.report.model import Report
     from ctdrill.spec.loader import SpecProblem
@@ -187,35 +187,13 @@ def run(spec_path: Path | str, inventory: Path | str | None = None, *,
 def _drill(spec: DrillSpec, inventory: Path, spec_path: str, lab: str | None,
            runs_dir: Path | None, progress: Progress,
            on_event: EventHandler | None) -> DrillOutcome:
-    """`run_drill` as its two halves (lifecycle/run.py), so that `on_event` is
-    subscribed to the run's journal: `open_run` journals `start` (handed to the handler
-    as read back from the file), `execute` runs every step after it."""
-    from ctdrill.lifecycle.prepare import open_run
-    from ctdrill.lifecycle.run import execute
+    """`run_drill` with `on_event` subscribed to the run's journal from its first record."""
+    from ctdrill.lifecycle import run_drill
 
     progress(f"drill {spec.drill}")
-    ctx = open_run(spec, inventory, runs_dir=runs_dir, spec_path=spec_path,
-                   ephemeral_lab=lab, progress=lambda m: progress(f"drill {spec.drill}: {m}"))
-    if on_event is not None:
-        _subscribe(ctx.journal, on_event)
-    return execute(ctx)
-
-
-def _subscribe(journal: Journal, on_event: EventHandler) -> None:
-    """Subscribe, then hand over the records already written (`start`), with the
-    journal's own rule: a handler that fails is logged and dropped, the run goes on."""
-    import logging
-
-    from ctdrill.journal import read_records
-
-    unsubscribe = journal.subscribe(on_event)
-    try:
-        for record in read_records(journal.path):
-            on_event(record)
-    except Exception as exc:  # a display's bug must not stop a drill
-        logging.getLogger(__name__).warning("event handler %r failed (%r); dropped",
-                                            on_event, exc)
-        unsubscribe()
+    return run_drill(spec, inventory, runs_dir=runs_dir, spec_path=spec_path,
+                     ephemeral_lab=lab, progress=lambda m: progress(f"drill {spec.drill}: {m}"),
+                     on_event=on_event)
 
 
 # ---------------------------------------------------------------- revert

@@ -22,6 +22,7 @@ from ctdrill.engine.load_context import LoadContext
 from ctdrill.engine.plan import plan_host, refuse_unobserved_guards, resolve_changes, select_pools
 from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
 from ctdrill.journal import Journal, check_journal_dir
+from ctdrill.journal.writer import Handler
 from ctdrill.lifecycle.context import (
     Budget,
     Progress,
@@ -69,16 +70,20 @@ def resolve(spec: DrillSpec, inv: Inventory, spec_path: str) -> Resolved:
 def open_run(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = None,
              spec_path: str = "", ephemeral_lab: str | None = None,
              progress: Progress = lambda _msg: None,
-             ops_factory: OpsFactory | None = None) -> RunContext:
+             ops_factory: OpsFactory | None = None,
+             on_event: Handler | None = None) -> RunContext:
     """Resolve, check the journal directory (durable or nothing: refused before any
     host is touched), journal `start`: the run exists from here. `ops_factory` makes
-    the run's host operations (HostOps, through Ansible, unless a test fakes them)."""
+    the run's host operations (HostOps, through Ansible, unless a test fakes them);
+    `on_event` is subscribed to the journal before its first record, so it sees all."""
     inv = Inventory(inventory_path)
     resolved = resolve(spec, inv, spec_path)
     run_id = new_run_id(spec.drill)
     runs = runs_dir or default_runs_dir()
     check_journal_dir(runs)
     journal = Journal(runs / run_id / "journal.jsonl")
+    if on_event is not None:
+        journal.subscribe(on_event)
     pools = resolved.pools
     journal.write("start", run_id=run_id, drill=spec.drill, spec_path=spec_path,
                   spec=spec.model_dump(mode="json"), inventory=str(inventory_path.resolve()),

@@ -16,6 +16,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from ctdrill.engine.signals import stop_signals
+from ctdrill.journal.writer import Handler
 from ctdrill.lifecycle import policy
 from ctdrill.lifecycle.apply import apply
 from ctdrill.lifecycle.context import Progress, RunContext
@@ -30,12 +31,14 @@ from ctdrill.spec.models import DrillSpec
 
 def run_drill(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = None,
               spec_path: str = "", ephemeral_lab: str | None = None,
-              progress: Progress = lambda _msg: None) -> DrillOutcome:
+              progress: Progress = lambda _msg: None,
+              on_event: Handler | None = None) -> DrillOutcome:
     """Run one drill on the inventory's hosts and return its outcome. Bad input, a
     journal directory that cannot be written, or a refusal before prepare raises a
-    CtdrillError (nothing was changed); every later failure is an exit code."""
+    CtdrillError (nothing was changed); every later failure is an exit code.
+    `on_event` receives every journal record of the run, typed, as it is written."""
     ctx = open_run(spec, inventory_path, runs_dir=runs_dir, spec_path=spec_path,
-                   ephemeral_lab=ephemeral_lab, progress=progress)
+                   ephemeral_lab=ephemeral_lab, progress=progress, on_event=on_event)
     return execute(ctx)
 
 

@@ -5,7 +5,6 @@ This module holds no tests itself."""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 
 from ctdrill.errors import ExitCode
-from ctdrill.journal import Journal
+from ctdrill.journal import Journal, read_records
 from ctdrill.lifecycle import DrillOutcome
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -29,7 +28,7 @@ class FakeRun:
 
 
 class FakeEngine:
-    """Stands in for the lifecycle's two halves (open_run, execute) and the lab manager,
+    """Stands in for the lifecycle's two halves (open_run, execute, as run_drill calls them) and the lab manager,
     recording calls. Each run's journal is a real one, opened on a copy of a fixture
     run's records; `live` records are written through it while the run "executes"."""
 
@@ -38,14 +37,14 @@ class FakeEngine:
                  live: tuple[tuple[str, dict[str, Any]], ...] = ()) -> None:
         """Runs end with `exit_code`, or with `codes` in turn when given."""
         from ctdrill.lab import manager
-        from ctdrill.lifecycle import prepare, run
+        from ctdrill.lifecycle import run
         from ctdrill.system import preflight
 
         self.tmp, self.codes, self.live = tmp_path, [exit_code, *codes], live
         self.calls: list[dict[str, Any]] = []
         self.labs: list[str] = []
         self.downs: list[str] = []
-        monkeypatch.setattr(prepare, "open_run", self.open_run)
+        monkeypatch.setattr(run, "open_run", self.open_run)
         monkeypatch.setattr(run, "execute", self.execute)
         monkeypatch.setattr(manager, "up", self.up)
         monkeypatch.setattr(manager, "down", self.down)
@@ -57,9 +56,13 @@ class FakeEngine:
         run_id = f"RUN{len(self.calls)}"
         path = (kw.get("runs_dir") or self.tmp / "runs") / run_id / "journal.jsonl"
         path.parent.mkdir(parents=True)
-        shutil.copy(FIXTURES / "capacity-step.jsonl", path)
+        journal = Journal(path)
+        if kw.get("on_event") is not None:
+            journal.subscribe(kw["on_event"])
+        for record in read_records(FIXTURES / "capacity-step.jsonl"):
+            journal.emit(record)  # a fixture run's records, heard as they are written
         kw["progress"]("locking")
-        return FakeRun(Journal(path), DrillOutcome(run_id, path, code))
+        return FakeRun(journal, DrillOutcome(run_id, path, code))
 
     def execute(self, ctx: FakeRun) -> DrillOutcome:
         for kind, fields in self.live:

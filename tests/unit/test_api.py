@@ -185,8 +185,8 @@ def test_a_run_that_raises_still_removes_its_lab(
     def refused(*_a: Any, **_kw: Any) -> Any:
         raise InvalidInput("unknown target 'gw'")
 
-    from ctdrill.lifecycle import prepare
-    monkeypatch.setattr(prepare, "open_run", refused)
+    from ctdrill.lifecycle import run
+    monkeypatch.setattr(run, "open_run", refused)
     with pytest.raises(InvalidInput):
         api.run(spec)
     assert engine.downs == engine.labs and len(engine.labs) == 1
