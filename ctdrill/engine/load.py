@@ -1,41 +1,25 @@
-"""The load phase interface: the engine starts and stops a load without knowing its kind.
+"""The load registry: the engine starts and stops a load without knowing its kind.
 
 New kinds (surge, order-flow probe) register a builder in LOADS and plug in without
-touching the engine.
+touching the engine. The interface itself (`LoadPhase`, `LoadContext`) lives in the leaf
+engine/load_context.py, so load kinds need not import this module (re-exported here).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from ctdrill.connect import connector_for
+from ctdrill.engine.load_context import LoadContext, LoadPhase
 from ctdrill.errors import InvalidInput
-from ctdrill.lab.flows import send_udp_flows
+from ctdrill.lab.flows import udp_flows
 from ctdrill.spec.models import NoLoad, UdpFlowsLoad
 from ctdrill.surge.phase import SurgePhase
 from ctdrill.surge.spec import SurgeLoad
-from ctdrill.targets.inventory import Inventory
 
-
-class LoadPhase(Protocol):
-    start_s: float
-
-    def start(self) -> None:
-        """Begin, without blocking."""
-
-    def stop(self) -> dict[str, Any]:
-        """End (early if still running) and report what was done."""
-
-
-@dataclass(frozen=True)
-class LoadContext:
-    inventory: Inventory
-    base_dir: Path | None = None
-    """Where relative paths in the load spec (replay profiles, pcaps) are resolved:
-    the spec file's directory."""
+__all__ = ["LOADS", "IdleLoad", "LoadContext", "LoadPhase", "UdpFlows", "build_load"]
 
 
 class IdleLoad:
@@ -49,18 +33,14 @@ class IdleLoad:
 
 
 class UdpFlows:
-    """Runs the socket flow source in a thread; it is short and bounded by its flow count."""
+    """Runs the socket flow source on the source host (through its connector) in a
+    thread; it is short and bounded by its flow count."""
 
     def __init__(self, spec: UdpFlowsLoad, ctx: LoadContext) -> None:
         self.start_s = spec.start_s
         self.spec = spec
-        source = ctx.inventory.target(spec.source)
-        if source.netns is None:
-            raise InvalidInput(f"load source {spec.source} is not a lab namespace",
-                               "udp-flows runs inside a namespace on this machine "
-                               "(ctdrill_netns)")
-        self.netns = source.netns
-        self.networks = source.networks
+        self.source = ctx.inventory.target(spec.source)
+        self.networks = self.source.networks
         if spec.destination in ctx.inventory.hostnames():
             addr = ctx.inventory.target(spec.destination).addr
             if addr is None:
@@ -74,8 +54,12 @@ class UdpFlows:
 
     def _run(self) -> None:
         try:
-            sent, errors = send_udp_flows(self.netns, self.destination, self.spec.flows,
-                                          self.networks)
+            conn = connector_for(self.source)
+            try:
+                sent, errors = udp_flows(conn, self.destination, self.spec.flows,
+                                         self.networks)
+            finally:
+                conn.close()
             self._result.update(sent=sent, errors=errors)
         except Exception as exc:  # reported in the result, not lost in a thread
             self._result["error"] = str(exc)

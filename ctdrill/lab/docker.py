@@ -21,12 +21,13 @@ from pathlib import Path
 import yaml
 
 from ctdrill import PREFIX
+from ctdrill.connect.netns import NetnsConnector
 from ctdrill.errors import EnvironmentProblem
 from ctdrill.lab import manager
 from ctdrill.lab.inventory import python_wrapper_path, render_inventory, render_python_wrapper
 from ctdrill.lab.manager import GATEWAY_RULESET, lab_python
 from ctdrill.lab.topology import LabPlan, plan_for
-from ctdrill.system.run import in_netns, run
+from ctdrill.system.run import run
 
 DEFAULT_PROJECT = f"{PREFIX}docker"
 ENGINE_NETNS = f"{PREFIX}-dockerd"
@@ -101,7 +102,7 @@ class DockerLab:
 
 
 def _check_address(netns: str, addr: str) -> None:
-    out = run(in_netns(netns, ["ip", "-4", "-o", "addr", "show"])).stdout
+    out = NetnsConnector(netns).run(["ip", "-4", "-o", "addr", "show"]).stdout
     if f" {addr}/" not in out:
         raise EnvironmentProblem(f"{netns} does not have the lab address {addr}",
                                  f"docker/docker-compose.yml must match the lab plan ({addr})")
@@ -114,14 +115,14 @@ def _configure(plan: LabPlan) -> None:
     _check_address(plan.host("gw").netns, plan.gw_venue_addr)
     for host in plan.hosts:
         if host.gateway is not None:
-            run(in_netns(host.netns, ["ip", "route", "replace", "default", "via",
-                                      host.gateway]))
-    gw = plan.host("gw").netns
-    forward = run(in_netns(gw, ["cat", "/proc/sys/net/ipv4/ip_forward"])).stdout.strip()
+            NetnsConnector(host.netns).run(["ip", "route", "replace", "default", "via",
+                                            host.gateway])
+    gw = NetnsConnector(plan.host("gw").netns)
+    forward = gw.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
     if forward != "1":
-        raise EnvironmentProblem(f"{gw}: net.ipv4.ip_forward is {forward}, not 1",
+        raise EnvironmentProblem(f"{gw.netns}: net.ipv4.ip_forward is {forward}, not 1",
                                  "the gw service needs 'sysctls: net.ipv4.ip_forward: 1'")
-    run(in_netns(gw, ["nft", "-f", "-"]), input_text=GATEWAY_RULESET)
+    gw.run(["nft", "-f", "-"], input=GATEWAY_RULESET)
 
 
 def _write_inventory(plan: LabPlan, project: str) -> Path:

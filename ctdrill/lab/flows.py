@@ -8,10 +8,10 @@ surge package; this one exists so the lab and telemetry can be proven on their o
 from __future__ import annotations
 
 import ipaddress
-import sys
 
+from ctdrill.connect import Connector
+from ctdrill.connect.netns import NetnsConnector
 from ctdrill.errors import InvalidInput
-from ctdrill.system.run import in_netns, run
 
 _SENDER = """
 import socket, sys
@@ -30,7 +30,14 @@ print(sent, errors)
 
 def send_udp_flows(netns: str, dst: str, count: int, allowed: tuple[str, ...],
                    first_port: int = 1024) -> tuple[int, int]:
-    """Send `count` single-datagram UDP flows from `netns` to `dst`; return (sent, errors)."""
+    """Send `count` single-datagram UDP flows from a namespace on this machine to `dst`."""
+    return udp_flows(NetnsConnector(netns), dst, count, allowed, first_port)
+
+
+def udp_flows(conn: Connector, dst: str, count: int, allowed: tuple[str, ...],
+              first_port: int = 1024) -> tuple[int, int]:
+    """Send `count` single-datagram UDP flows from the connector's host to `dst`;
+    return (sent, errors). The sender's source is shipped in the command."""
     address = ipaddress.ip_address(dst)
     if not any(address in ipaddress.ip_network(n) for n in allowed):
         raise InvalidInput(f"destination {dst} is outside the target networks",
@@ -38,6 +45,6 @@ def send_udp_flows(netns: str, dst: str, count: int, allowed: tuple[str, ...],
     if count > 65536 - first_port:
         raise InvalidInput("too many flows for one source port range",
                            f"use at most {65536 - first_port}")
-    out = run(in_netns(netns, [sys.executable, "-c", _SENDER, dst, str(first_port), str(count)]))
+    out = conn.run([conn.python, "-c", _SENDER, dst, str(first_port), str(count)])
     sent, errors = out.stdout.split()
     return int(sent), int(errors)

@@ -1,34 +1,37 @@
-"""The probe as a drill load phase: venue responder + order client in their namespaces.
+"""The probe as a drill load phase: venue responder + order client on their hosts.
 
-Both sides are stdlib scripts started with `ip netns exec`; their JSON lines are read
-by threads, so the engine can ask for live state skew (for the regime machine) while
-the probe runs, and gets all messages joined with the venue's ground truth at the end.
+Both sides are stdlib scripts spawned through their host's connector, the source shipped
+in the command (`python3 -u -c SOURCE ...`, like the telemetry agent), so any transport
+works. Their JSON lines are read by threads, so the engine can ask for live state skew
+(for the regime machine) while the probe runs, and gets all messages joined with the
+venue's ground truth at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from ctdrill.connect import Connector, Spawned, connector_for
 from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.metrics.quantile import nearest_rank
 from ctdrill.probe import client as client_script
 from ctdrill.probe import venue as venue_script
-from ctdrill.probe.metrics import Message, join, quantile, windows
+from ctdrill.probe.metrics import Message, join, windows
 from ctdrill.probe.spec import ProbeSpec
-from ctdrill.system.children import spawn_child
 from ctdrill.targets.inventory import Inventory
+
+VENUE_SOURCE = Path(venue_script.__file__)
+CLIENT_SOURCE = Path(client_script.__file__)
 
 
 class _Reader:
-    """Collects JSON lines from a child's stdout in a thread."""
+    """Collects JSON lines from a spawned script's stdout in a thread."""
 
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
+    def __init__(self, proc: Spawned) -> None:
         self.proc = proc
         self.records: list[dict[str, Any]] = []
         self.ready = threading.Event()
@@ -36,9 +39,7 @@ class _Reader:
         self._thread.start()
 
     def _run(self) -> None:
-        out: IO[str] | None = self.proc.stdout
-        assert out is not None
-        for line in out:
+        for line in self.proc:
             try:
                 rec = json.loads(line)
             except ValueError:
@@ -51,15 +52,27 @@ class _Reader:
         self._thread.join(timeout)
 
 
-def _stop(proc: subprocess.Popen[str] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=3)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def script_argv(python: str, source: str, args: list[str]) -> list[str]:
+    """A stdlib script as one command: its source travels as the `-c` argument."""
+    return [python, "-u", "-c", source, *args]
+
+
+def venue_args(spec: ProbeSpec) -> list[str]:
+    return ["--tcp-port", str(spec.tcp_port), "--udp-port", str(spec.udp_port)]
+
+
+def client_args(spec: ProbeSpec, venue_addr: str, duration_s: float) -> list[str]:
+    s = spec
+    return ["--venue", venue_addr, "--tcp-port", str(s.tcp_port), "--udp-port", str(s.udp_port),
+            "--report-port", str(s.report_port), "--proto", s.proto, "--rate", str(s.rate),
+            "--duration", str(duration_s), "--timeout", str(s.timeout_s),
+            "--retries", str(s.retries), "--fill-ratio", str(s.fill_ratio),
+            "--cancel-ratio", str(s.cancel_ratio), "--replace-ratio", str(s.replace_ratio)]
+
+
+def _stop(proc: Spawned | None) -> None:
+    if proc is not None:
+        proc.stop(grace=3)
 
 
 class ProbePhase:
@@ -70,43 +83,49 @@ class ProbePhase:
         self.start_s = spec.start_s
         self.duration_s = spec.duration_s or max(0.5, observe_s - spec.start_s)
         client, venue = inventory.target(spec.client), inventory.target(spec.venue)
-        for t in (client, venue):
-            if t.netns is None:
-                raise InvalidInput(f"probe host {t.name} is not a lab namespace",
-                                   "the probe runs in namespaces on this machine "
-                                   "(ctdrill_netns)")
         if venue.addr is None:
             raise InvalidInput(f"probe venue {venue.name} has no ctdrill_addr",
                                "set ctdrill_addr in the inventory")
-        self.client_ns, self.venue_ns, self.venue_addr = client.netns, venue.netns, venue.addr
-        self._venue: subprocess.Popen[str] | None = None
-        self._client: subprocess.Popen[str] | None = None
+        self.client_host, self.venue_host, self.venue_addr = client, venue, venue.addr
+        self._conns: list[Connector] = []
+        self._venue: Spawned | None = None
+        self._client: Spawned | None = None
         self._vr: _Reader | None = None
         self._cr: _Reader | None = None
 
+    def _spawn(self, conn: Connector, source: Path, args: list[str]) -> Spawned:
+        self._conns.append(conn)
+        return conn.spawn(script_argv(conn.python, source.read_text(), args))
+
     def start(self) -> None:
+        try:
+            self._start()
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _start(self) -> None:
         s = self.spec
-        self._venue = spawn_child(
-            ["ip", "netns", "exec", str(self.venue_ns), sys.executable, "-u",
-             str(Path(venue_script.__file__)), "--tcp-port", str(s.tcp_port),
-             "--udp-port", str(s.udp_port)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._venue = self._spawn(connector_for(self.venue_host), VENUE_SOURCE, venue_args(s))
         self._vr = _Reader(self._venue)
         if not self._vr.ready.wait(10):
             _stop(self._venue)
             raise EnvironmentProblem("probe venue responder did not start",
-                                     f"is port {s.tcp_port}/{s.udp_port} free in the venue?")
-        self._client = spawn_child(
-            ["ip", "netns", "exec", str(self.client_ns), sys.executable, "-u",
-             str(Path(client_script.__file__)), "--venue", str(self.venue_addr),
-             "--tcp-port", str(s.tcp_port), "--udp-port", str(s.udp_port),
-             "--report-port", str(s.report_port), "--proto", s.proto, "--rate", str(s.rate),
-             "--duration", str(self.duration_s),
-             "--timeout", str(s.timeout_s), "--retries", str(s.retries),
-             "--fill-ratio", str(s.fill_ratio), "--cancel-ratio", str(s.cancel_ratio),
-             "--replace-ratio", str(s.replace_ratio)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     self._venue.stderr_tail()
+                                     or f"is port {s.tcp_port}/{s.udp_port} free in the venue?")
+        self._client = self._spawn(connector_for(self.client_host), CLIENT_SOURCE,
+                                   client_args(s, str(self.venue_addr), self.duration_s))
         self._cr = _Reader(self._client)
+
+    def _shutdown(self) -> None:
+        """Both scripts stopped (idempotent), their readers drained, connections closed."""
+        _stop(self._client)
+        _stop(self._venue)
+        for r in (self._cr, self._vr):
+            if r is not None:
+                r.join(2)
+        for conn in self._conns:
+            conn.close()
 
     def messages(self) -> list[Message]:
         if self._cr is None or self._vr is None:
@@ -128,17 +147,12 @@ class ProbePhase:
                 continue
             seen = acked.get((v["id"], v["verb"])) if ev == "accept" else filled.get(v["id"])
             skews.append(((seen if seen is not None else now) - float(v["t"])) * 1000)
-        return quantile(skews, 0.95) or 0.0
+        return nearest_rank(skews, 0.95) or 0.0
 
     def stop(self) -> dict[str, Any]:
         if self._client is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._client.wait(timeout=self.spec.timeout_s * (self.spec.retries + 1) * 2 + 3)
-        _stop(self._client)
-        _stop(self._venue)
-        for r in (self._cr, self._vr):
-            if r is not None:
-                r.join(2)
+            self._client.wait(timeout=self.spec.timeout_s * (self.spec.retries + 1) * 2 + 3)
+        self._shutdown()
         msgs = self.messages()
         dwell = [m.dwell * 1000 for m in msgs if m.dwell is not None]
         return {
@@ -147,7 +161,7 @@ class ProbePhase:
             "timeouts": sum(m.timed_out for m in msgs),
             "retried": sum(m.attempts > 1 for m in msgs),
             "lost_reports": sum(m.lost_report for m in msgs),
-            "dwell_ms_p50": quantile(dwell, 0.5), "dwell_ms_p99": quantile(dwell, 0.99),
+            "dwell_ms_p50": nearest_rank(dwell, 0.5), "dwell_ms_p99": nearest_rank(dwell, 0.99),
             "windows": [w.to_json() for w in windows(
                 msgs, self.spec.window_s, self.spec.drift, self.spec.timeout_s,
                 self.spec.burst_window_ms / 1000)],

@@ -9,12 +9,11 @@ not a ping, which would put a conntrack entry on the very gateway being counted.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
+from ctdrill.connect import Connector, namespace_connector
 from ctdrill.errors import EnvironmentProblem
 from ctdrill.surge.templates import Link
-from ctdrill.system.run import in_netns, run
 
 USABLE = {"REACHABLE", "STALE", "DELAY", "PROBE", "PERMANENT", "NOARP"}
 ARP_PROBE = r"""
@@ -42,12 +41,12 @@ sys.exit(1)
 """
 
 
-def _ip_json(netns: str | None, args: list[str]) -> list[dict[str, Any]]:
-    out = run(in_netns(netns, ["ip", "-j", *args]), check=False)
-    if out.returncode != 0:
+def _ip_json(conn: Connector, args: list[str]) -> list[dict[str, Any]]:
+    out = conn.run(["ip", "-j", *args], check=False)
+    if not out.ok:
         detail = (out.stderr or out.stdout).strip().splitlines()
-        raise EnvironmentProblem(f"'ip {' '.join(args)}' failed in {netns or 'the initial'} "
-                                 f"namespace", detail[-1] if detail else "is the lab up?")
+        raise EnvironmentProblem(f"'ip {' '.join(args)}' failed on {conn.where}",
+                                 detail[-1] if detail else "is the lab up?")
     try:
         data = json.loads(out.stdout or "[]")
     except ValueError:
@@ -55,8 +54,8 @@ def _ip_json(netns: str | None, args: list[str]) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
-def _neighbour_mac(netns: str | None, addr: str, dev: str) -> str | None:
-    for entry in _ip_json(netns, ["neigh", "show", "to", addr, "dev", dev]):
+def _neighbour_mac(conn: Connector, addr: str, dev: str) -> str | None:
+    for entry in _ip_json(conn, ["neigh", "show", "to", addr, "dev", dev]):
         states = set(entry.get("state", []))
         if entry.get("lladdr") and states & USABLE:
             return str(entry["lladdr"])
@@ -64,23 +63,25 @@ def _neighbour_mac(netns: str | None, addr: str, dev: str) -> str | None:
 
 
 def link_towards(netns: str | None, destination: str) -> Link:
-    """The interface, our MAC and the next hop's MAC for frames to `destination`."""
-    routes = _ip_json(netns, ["route", "get", destination])
+    """The interface, our MAC and the next hop's MAC for frames to `destination`, in a
+    namespace on this machine (None: the initial one)."""
+    conn = namespace_connector(netns)
+    routes = _ip_json(conn, ["route", "get", destination])
     if not routes or "dev" not in routes[0]:
         raise EnvironmentProblem(f"no route to {destination} in {netns or 'this host'}",
                                  "check the lab with 'ctdrill lab status'")
     route = routes[0]
     dev = str(route["dev"])
     hop = str(route.get("gateway", destination))
-    links = _ip_json(netns, ["link", "show", "dev", dev])
+    links = _ip_json(conn, ["link", "show", "dev", dev])
     if not links or not links[0].get("address"):
         raise EnvironmentProblem(f"interface {dev} in {netns or 'this host'} has no MAC",
                                  "the surge needs an Ethernet interface")
-    mac = _neighbour_mac(netns, hop, dev)
+    mac = _neighbour_mac(conn, hop, dev)
     own = str(links[0]["address"])
     if mac is None and route.get("prefsrc"):
-        out = run(in_netns(netns, [sys.executable, "-c", ARP_PROBE, dev, own,
-                                   str(route["prefsrc"]), hop]), check=False)
+        out = conn.run([conn.python, "-c", ARP_PROBE, dev, own, str(route["prefsrc"]), hop],
+                       check=False)
         mac = out.stdout.strip() or None
     if mac is None:
         raise EnvironmentProblem(f"next hop {hop} via {dev} does not answer ARP",

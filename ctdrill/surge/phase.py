@@ -1,4 +1,4 @@
-"""The surge as the drill engine's load phase (engine/load.py's LoadPhase protocol).
+"""The surge as the drill engine's load phase (engine/load_context.py's LoadPhase).
 
 Construction plans and checks (the engine builds every load once up front, so a bad
 destination refuses the drill before any change); start() returns at once and brings
@@ -12,12 +12,12 @@ import importlib
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ctdrill.engine.load_context import LoadContext
 from ctdrill.errors import CtdrillError
 from ctdrill.surge.plan import plan_surge
 from ctdrill.surge.spec import SurgeLoad
 
 if TYPE_CHECKING:
-    from ctdrill.engine.load import LoadContext
     from ctdrill.surge.runner import Surge
 
 

@@ -1,26 +1,27 @@
-"""A surge whose source is an SSH host: `ctdrill surge --json` runs there, over paramiko.
+"""A surge whose source is an SSH host: `ctdrill surge --json` runs there, via its connector.
 
 The orchestrator checks the plan first (the destination guard included); the remote
 side gets a one-host inventory that says the same (its own address, the same target
-networks), so it checks again before it sends. The command runs under a pty, so a
-Ctrl-C (0x03) on the channel is the remote surge's SIGINT: it stops within a second
-and still prints its truthful JSON result. The remote host needs ctdrill installed for
-the interpreter named by `ansible_python_interpreter` (default python3).
+networks), so it checks again before it sends. The command is spawned under a pty (a
+lost connection hangs it up); a stop is a SIGINT, as a Ctrl-C would be: the remote
+surge stops within a second and still prints its truthful JSON result. The remote host
+needs ctdrill installed for the interpreter named by `ansible_python_interpreter`
+(default python3).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import shlex
+import signal
 import threading
 import time
 from typing import Any
 
-import paramiko
 import yaml
 
-from ctdrill.errors import EnvironmentProblem
+from ctdrill.connect import Connector, Spawned, connector_for
+from ctdrill.errors import CtdrillError
 from ctdrill.surge.plan import SurgePlan
 from ctdrill.surge.spec import ReplayShape
 
@@ -65,46 +66,24 @@ class RemoteSurge:
         self.plan = plan
         self.target = plan.remote
         self.started_at = 0.0
-        self._client: paramiko.SSHClient | None = None
-        self._chan: paramiko.Channel | None = None
+        self._conn: Connector | None = None
+        self._proc: Spawned | None = None
         self._out: list[str] = []
         self._reader: threading.Thread | None = None
         self._workdir = ""
         self._result: dict[str, Any] | None = None
         self._stop_reason: str | None = None
 
-    def _run(self, command: str) -> str:
-        assert self._client is not None
-        _, out, err = self._client.exec_command(command, timeout=30)
-        text = out.read().decode(errors="replace")
-        if out.channel.recv_exit_status() != 0:
-            detail = err.read().decode(errors="replace").strip().splitlines()
-            raise EnvironmentProblem(f"'{command}' failed on {self.target.name}",
-                                     detail[-1] if detail else "check the host")
-        return text
-
     def start(self) -> None:
-        from ctdrill.telemetry.streams import connect_ssh
-
-        self._client = connect_ssh(self.target)
+        conn = self._conn = connector_for(self.target)
         try:
-            self._workdir = self._run("mktemp -d /tmp/ctd-surge-XXXXXX").strip()
-            sftp = self._client.open_sftp()
-            try:
-                for name, text in remote_files(self.plan, self._workdir).items():
-                    with sftp.open(f"{self._workdir}/{name}", "w") as fh:
-                        fh.write(text)
-            finally:
-                sftp.close()
-            transport = self._client.get_transport()
-            assert transport is not None
-            chan = transport.open_session()
-            chan.get_pty(width=200)
-            q = shlex.quote
-            chan.exec_command(f"exec {q(self.target.python)} -m ctdrill surge "
-                              f"{q(self._workdir + '/spec.yaml')} -i "
-                              f"{q(self._workdir + '/inventory.yml')} --json")
-            self._chan = chan
+            self._workdir = conn.run(["mktemp", "-d", "/tmp/ctd-surge-XXXXXX"],
+                                     timeout=30).stdout.strip()
+            for name, text in remote_files(self.plan, self._workdir).items():
+                conn.put(text.encode(), f"{self._workdir}/{name}", 0o600)
+            self._proc = conn.spawn([self.target.python, "-m", "ctdrill", "surge",
+                                     f"{self._workdir}/spec.yaml",
+                                     "-i", f"{self._workdir}/inventory.yml", "--json"], tty=True)
             self.started_at = time.time()
             self._reader = threading.Thread(target=self._read, daemon=True,
                                             name="ctd-surge-ssh")
@@ -114,23 +93,15 @@ class RemoteSurge:
             raise
 
     def _read(self) -> None:
-        assert self._chan is not None
-        while True:
-            data = self._chan.recv(65536)
-            if not data:
-                break
-            self._out.append(data.decode(errors="replace"))
+        assert self._proc is not None
+        for line in self._proc:
+            self._out.append(line)
 
     def finished(self) -> bool:
-        return self._chan is None or self._chan.exit_status_ready()
+        return self._proc is None or self._proc.poll() is not None
 
     def wait(self, timeout: float | None = None) -> bool:
-        end = None if timeout is None else time.monotonic() + timeout
-        while not self.finished():
-            if end is not None and time.monotonic() >= end:
-                return False
-            time.sleep(0.05)
-        return True
+        return self._proc is None or self._proc.wait(timeout) is not None
 
     def totals(self) -> dict[str, Any]:
         """No live counts over SSH (the remote prints only its result)."""
@@ -140,17 +111,18 @@ class RemoteSurge:
     def stop(self, reason: str | None = None) -> dict[str, Any]:
         if self._result is not None:
             return self._result
-        if self._chan is not None and not self.finished():
+        if self._proc is not None and not self.finished():
             self._stop_reason = reason
-            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-                self._chan.send(b"\x03")  # the pty turns it into SIGINT for the remote surge
+            with contextlib.suppress(CtdrillError):
+                self._proc.send_signal(signal.SIGINT)  # what a Ctrl-C on its pty would send
             self.wait(STOP_TIMEOUT_S)
         if self._reader is not None:
-            self._reader.join(timeout=2)
-        text = "".join(self._out)
-        result = last_json(text) or {}
+            self._reader.join(timeout=2)  # ends at the channel's EOF, after the last line
+        if self._proc is not None:
+            self._proc.stop()  # still running after the SIGINT: TERM, then KILL
+        result = last_json("\n".join(self._out)) or {}
         if not result:
-            tail = [ln for ln in text.replace("\r", "").splitlines() if ln.strip()]
+            tail = [ln for ln in self._out if ln.strip()]
             result = {"flows": 0, "packets": 0, "error": tail[-1] if tail else
                       f"no result from {self.target.name}"}
         result.update(kind="surge", source=self.plan.source, remote=self.target.name)
@@ -161,10 +133,11 @@ class RemoteSurge:
         return result
 
     def _close(self) -> None:
-        if self._client is not None:
+        if self._proc is not None:
+            self._proc.stop()
+        if self._conn is not None:
             if self._workdir.startswith("/tmp/ctd-surge-"):
-                with contextlib.suppress(Exception):
-                    self._run(f"rm -rf {shlex.quote(self._workdir)}")
-            with contextlib.suppress(Exception):
-                self._client.close()
-        self._client = None
+                with contextlib.suppress(CtdrillError):
+                    self._conn.run(["rm", "-rf", "--", self._workdir], check=False, timeout=30)
+            self._conn.close()
+        self._conn = None

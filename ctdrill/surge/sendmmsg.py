@@ -1,4 +1,5 @@
-"""The batch sender's system edge: namespaces, AF_PACKET sockets, sendmmsg via ctypes.
+"""The batch sender's system edge: AF_PACKET sockets, sendmmsg via ctypes (a worker enters
+its namespaces with connect/netns.enter_netns).
 
 Why this shape (measured on the 2-core lab, see docs/SURGE.md): one sendmmsg call of
 1024 prebuilt frames costs one syscall, so a core spends its time in the kernel's
@@ -16,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-CLONE_NEWNET = 0x40000000
 BATCH = 1024
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -41,17 +41,6 @@ class MMsgHdr(ctypes.Structure):
 
 
 MMSG_SIZE = ctypes.sizeof(MMsgHdr)
-
-
-def enter_netns(name: str) -> None:
-    """Move this process's network namespace (Python 3.11 has no os.setns)."""
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns({name}): {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 def packet_socket(ifname: str) -> socket.socket:

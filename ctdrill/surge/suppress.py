@@ -18,8 +18,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from ctdrill import PREFIX
+from ctdrill.connect import namespace_connector
 from ctdrill.errors import EnvironmentProblem
-from ctdrill.system.run import in_netns, pid_alive, run
+from ctdrill.system.run import pid_alive
 
 TABLE = f"{PREFIX}_surge"
 OWNER = re.compile(r'comment "ctdrill surge pid=(\d+)"')
@@ -44,15 +45,15 @@ def render(silence: Silence, pid: int) -> str:
 
 
 def _existing_owner(netns: str | None) -> int | None:
-    out = run(in_netns(netns, ["nft", "list", "table", "netdev", TABLE]), check=False)
-    if out.returncode != 0:
+    out = namespace_connector(netns).run(["nft", "list", "table", "netdev", TABLE], check=False)
+    if not out.ok:
         return None
     m = OWNER.search(out.stdout)
     return int(m.group(1)) if m else 0
 
 
 def remove(netns: str | None) -> None:
-    run(in_netns(netns, ["nft", "delete", "table", "netdev", TABLE]), check=False)
+    namespace_connector(netns).run(["nft", "delete", "table", "netdev", TABLE], check=False)
 
 
 def install(silence: Silence) -> None:
@@ -63,7 +64,8 @@ def install(silence: Silence) -> None:
                                      f"{silence.netns or 'this host'}",
                                      "wait for it or stop it")
         remove(silence.netns)  # a crashed run's leftover
-    run(in_netns(silence.netns, ["nft", "-f", "-"]), input_text=render(silence, os.getpid()))
+    namespace_connector(silence.netns).run(["nft", "-f", "-"],
+                                           input=render(silence, os.getpid()))
 
 
 @contextlib.contextmanager

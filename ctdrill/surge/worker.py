@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctdrill.connect.netns import enter_netns
 from ctdrill.surge.flowspace import FlowSpace
 from ctdrill.surge.frames import RowWriter, Template, frame_for
 from ctdrill.surge.pacer import BatchPacer
@@ -34,7 +35,6 @@ from ctdrill.surge.sendmmsg import (
     FrameRing,
     SendCounters,
     SendFailed,
-    enter_netns,
     packet_socket,
     send_frames,
 )

@@ -6,11 +6,11 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 
+from ctdrill.connect.base import CommandFailed
+from ctdrill.connect.netns import netns_argv
 from ctdrill.errors import EnvironmentProblem
 
-
-class CommandFailed(EnvironmentProblem):
-    """A system command exited non-zero."""
+__all__ = ["CommandFailed", "in_netns", "pid_alive", "run"]
 
 
 def run(argv: Sequence[str], *, check: bool = True, input_text: str | None = None,
@@ -31,8 +31,11 @@ def run(argv: Sequence[str], *, check: bool = True, input_text: str | None = Non
 
 
 def in_netns(netns: str | None, argv: Sequence[str]) -> list[str]:
-    """Prefix argv so it runs inside a named network namespace (None: the initial one)."""
-    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+    """Prefix argv so it runs inside a named network namespace (None: the initial one).
+
+    For the lab builder only (lab/manager.py, lab/sshd.py): everything else reaches a
+    host, namespaces included, through ctdrill.connect (connect/netns.py)."""
+    return netns_argv(netns, argv) if netns else list(argv)
 
 
 def pid_alive(pid: int) -> bool:

@@ -12,9 +12,11 @@ Transport = Literal["netns", "ssh", "local"]
 class Target:
     """One inventory host as ctdrill sees it.
 
-    `netns` targets are namespaces on this machine (`netns` is also set for lab hosts
-    reached over SSH, so local helpers can find them); `ssh` targets are reached with
-    paramiko (host key checking on); `local` is this machine's initial namespace.
+    `transport` decides how every access reaches the host: `connect.connector_for`
+    maps it to one connector. `netns` targets are namespaces on this machine (`netns` is
+    also set for lab hosts reached over SSH, so local helpers such as the surge's
+    plumbing can find them); `ssh` targets are reached with paramiko (host key checking
+    on); `local` is this machine's initial namespace.
     `kernel_owner` marks the host whose initial namespace owns the kernel-wide knobs
     (nf_conntrack_max, nf_conntrack_buckets).
     """

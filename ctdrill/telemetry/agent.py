@@ -1,8 +1,8 @@
 """The telemetry agent: runs on the target (inside its network namespace) and pushes samples.
 
-Self-contained on purpose: standard library only, so it runs the same way as a local
-process (`ip netns exec NS python3 agent.py`) and over SSH (`python3 -c SOURCE`) on a
-host where ctdrill is not installed. One JSON object per line: a `hello` line first,
+Self-contained on purpose: standard library only, so every connector (local, netns,
+ssh) runs it the same way, its source shipped in the command (`python3 -u -c SOURCE`),
+on a host where ctdrill is not installed. One JSON object per line: a `hello` line first,
 then one `sample` line per tick, paced on an absolute schedule so jitter does not
 accumulate. The agent exits when its reader goes away (broken pipe) or at --duration.
 """
