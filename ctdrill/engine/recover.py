@@ -10,14 +10,33 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ctdrill.engine.hostops import HostOps, HostRevert
-from ctdrill.engine.journal import Journal, JournalWriteFailed, read_journal
 from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.journal.reader import read_records
+from ctdrill.journal.records import (
+    InvalidRecord,
+    LockedRecord,
+    LockingRecord,
+    Record,
+    RecordInvalid,
+    RecordModel,
+    RevertPlanRecord,
+    SnapshotRecord,
+    StartRecord,
+    UnlockedRecord,
+    parse_record,
+)
+from ctdrill.journal.writer import Journal, JournalWriteFailed
 from ctdrill.system.run import pid_alive
+
+NEEDED = frozenset({"start", "locking", "locked", "snapshot", "revert_plan", "unlocked"})
+"""The record kinds a recovery plan is made of: one of them that does not validate
+refuses the revert (the journal was edited, or is not ctdrill's)."""
 
 
 @dataclass
@@ -35,23 +54,40 @@ class RecoveryPlan:
     locked_only: list[str] = field(default_factory=list)
 
 
-def recovery_plan(records: list[dict[str, Any]]) -> RecoveryPlan:
-    start = records[0]
-    snapshots = {r["host"]: r["snapshot"] for r in records if r["type"] == "snapshot"}
-    plans = {r["host"]: r["plan"] for r in records if r["type"] == "revert_plan"}
+def _typed(records: Sequence[Record | Mapping[str, Any]]) -> list[Record]:
+    """Typed records (plain JSON objects parsed leniently); RecordInvalid when a record
+    the plan needs does not validate, or the journal does not begin with its start."""
+    recs = [r if isinstance(r, RecordModel) else parse_record(dict(r), lenient=True)
+            for r in records]
+    bad = next((r for r in recs if isinstance(r, InvalidRecord) and r.kind in NEEDED), None)
+    if bad is not None:
+        raise RecordInvalid(bad.problem)
+    if not recs or not isinstance(recs[0], StartRecord):
+        raise RecordInvalid("no start record")
+    if not recs[0].inventory:
+        raise RecordInvalid("'start' record: inventory: missing")
+    return recs
+
+
+def recovery_plan(records: Sequence[Record | Mapping[str, Any]]) -> RecoveryPlan:
+    """The hosts to revert (a revert plan and a snapshot each) and the hosts that may
+    hold this run's lock without one (`locking` is the intent: any of those hosts)."""
+    recs = _typed(records)
+    start = recs[0]
+    assert isinstance(start, StartRecord)  # _typed checked it
+    snapshots = {r.host: r.snapshot for r in recs if isinstance(r, SnapshotRecord)}
+    plans = {r.host: r.plan for r in recs if isinstance(r, RevertPlanRecord)}
     locked: set[str] = set()
-    for r in records:  # `locking` is the intent: any of those hosts may hold our lock
-        if r["type"] in ("locking", "locked"):
-            locked |= set(r["hosts"])
-        elif r["type"] == "unlocked":
-            locked -= set(r["hosts"])
+    for r in recs:
+        if isinstance(r, LockingRecord | LockedRecord):
+            locked |= set(r.hosts)
+        elif isinstance(r, UnlockedRecord):
+            locked -= set(r.hosts)
     rp = RecoveryPlan(
-        run_id=start["run_id"], inventory=Path(start["inventory"]),
-        inventory_text=start.get("inventory_text", ""),
-        ephemeral_lab=start.get("ephemeral_lab"),
-        orchestrator_host=start.get("orchestrator_host", ""),
-        orchestrator_pid=int(start.get("orchestrator_pid", -1)),
-        ended=any(r["type"] == "end" for r in records),
+        run_id=start.run_id, inventory=Path(start.inventory),
+        inventory_text=start.inventory_text, ephemeral_lab=start.ephemeral_lab,
+        orchestrator_host=start.orchestrator_host, orchestrator_pid=start.orchestrator_pid,
+        ended=any(getattr(r, "kind", None) == "end" for r in recs),
     )
     rp.reverts = {h: {"plan": plans[h], "snapshot": snapshots[h]}
                   for h in plans if h in snapshots}
@@ -73,14 +109,13 @@ def _refuse_if_fenced(reverts: dict[str, HostRevert], rp: RecoveryPlan) -> None:
 def load_recovery_plan(path: Path) -> RecoveryPlan:
     """The recovery plan of a journal file. A journal that reads but lacks what a
     revert needs (a record without its fields: edited, or not ctdrill's) is one
-    InvalidInput line, never a traceback; read_journal already refuses empty, binary,
+    InvalidInput line, never a traceback; the reader already refuses empty, binary,
     non-UTF-8 and truncated-before-start files."""
-    records = read_journal(path)
+    records = read_records(path, lenient=True)
     try:
         return recovery_plan(records)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise InvalidInput(f"journal {path} is incomplete or not ctdrill's "
-                           f"({type(exc).__name__}: {exc})",
+    except RecordInvalid as exc:
+        raise InvalidInput(f"journal {path} is incomplete or not ctdrill's ({exc})",
                            "pass the unedited journal.jsonl of a run") from None
 
 
@@ -115,6 +150,8 @@ def revert_from_journal(path: Path, force: bool = False) -> dict[str, HostRevert
     try:
         ops = HostOps(inventory, rp.run_id)
         journal = _open_for_recovery(path)  # a full disk must never block a revert
+        # keyword records on this path: a field that does not validate is logged and
+        # written as given (try_write), never raised between a revert and its record
         note = journal.try_write if journal is not None else _not_journaled
         note("recovery_start", pid=os.getpid(), hosts=sorted(rp.reverts))
         reverts = ops.revert(rp.reverts) if rp.reverts else {}

@@ -1,8 +1,8 @@
 """The report model: everything a drill report shows, derived from the journal alone.
 
-Frozen dataclasses, no I/O. `build.build_report` makes one from journal records and
-every renderer (HTML, Markdown, JUnit, Prometheus) reads only this, so the four
-outputs cannot disagree about a run.
+Frozen dataclasses, no I/O. `build.build_report` makes one from the typed journal
+records (ctdrill/journal/records.py) and every renderer (HTML, Markdown, JUnit,
+Prometheus) reads only this, so the four outputs cannot disagree about a run.
 
 Times are seconds since the observation started (`Report.origin`, epoch seconds), so
 charts, transitions, steps and probe windows share one axis.
@@ -139,7 +139,8 @@ class RegimeProbe:
     """The probe's view of one regime: its windows' quantiles, summarised.
 
     The journal keeps per-window quantiles, not messages, so the summary is over
-    windows: the typical (median) window's p50 and p99, and the worst window's p99.
+    windows: the typical (nearest-rank median, metrics/quantile.py) window's p50 and
+    p99, and the worst window's p99.
     """
 
     regime: str
@@ -179,9 +180,10 @@ class StepRow:
     hosts: tuple[StepHost, ...]
     probe_messages: int
     probe_dwell_p99_ms: float | None
-    """Median over the step's probe windows of each window's p99 ack dwell."""
+    """Nearest-rank median over the step's probe windows of each window's p99 ack dwell."""
     probe_cost_p95_bps: float | None
-    """Median over the step's probe windows of each window's p95 IS cost proxy."""
+    """Nearest-rank median over the step's probe windows of each window's p95 IS cost
+    proxy."""
 
 
 @dataclass(frozen=True)

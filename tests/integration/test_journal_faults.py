@@ -87,7 +87,7 @@ def test_a_tiny_tmpfs_is_refused_and_a_full_one_fails_one_write(tmp_path: Path) 
         failures = 0
         for i in range(64):  # 64 x 4 KiB > 64 KiB
             try:
-                j.write("samples", i=i, pad="x" * 4000)
+                j.write("samples", host="gw", samples=[{"sample": {"seq": i, "pad": "x" * 4000}}])
             except JournalWriteFailed as exc:
                 failures += 1
                 assert os.strerror(errno.ENOSPC) in exc.message

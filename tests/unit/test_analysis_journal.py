@@ -21,10 +21,10 @@ from typer.testing import CliRunner
 from ctdrill.analysis.loaders import load_timeline
 from ctdrill.analysis.synth import SynthData, SynthSpec, generate
 from ctdrill.cli.app import app
-from ctdrill.engine.expect import key_metrics
 from ctdrill.engine.journal import Journal, read_journal
-from ctdrill.engine.judge import Verdict
-from ctdrill.engine.observation import ObservationResult
+from ctdrill.engine.judge import key_metrics
+from ctdrill.engine.observed import ObservationResult
+from ctdrill.engine.verdict import Verdict
 from ctdrill.errors import ExitCode, InvalidInput
 from ctdrill.metrics.conntrack import WindowMetrics, window_metrics
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
@@ -42,7 +42,7 @@ def data() -> SynthData:
 
 def _entries(rows: Any, host: str, history: dict[str, list[WindowMetrics]],
              transitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One host's batch entries as observation.py builds them: the first sample of a
+    """One host's batch entries as lifecycle/observe.py builds them: the first sample of a
     stream has no window yet; every later one carries the window's metrics."""
     spec = load_spec(ROOT / "drills" / "rollback.yaml")
     machine = RegimeMachine(spec.regime.to_config())
@@ -77,8 +77,8 @@ def write_journal(path: Path, frame: Any, batch: int = 60) -> Path:
     j.write("locked", hosts=hosts)
     for host in hosts:
         j.write("snapshot", host=host, snapshot={"sysctl": {}, "nft": ""})
-        j.write("intent", host=host, sysctl={"net.netfilter.nf_conntrack_udp_timeout": 10},
-                nft=None, step=None)
+        j.write("intent", host=host, sysctl={"net.netfilter.nf_conntrack_udp_timeout": "10"},
+                nft=None, ttl_s=120.0)
     j.write("applied_check", diffs={})
     j.write("load_start", offset_s=0.0)
     history: dict[str, list[WindowMetrics]] = {}
@@ -98,7 +98,8 @@ def write_journal(path: Path, frame: Any, batch: int = 60) -> Path:
     j.write("verdict", **Verdict("capacity reached the gateway", True, 65536.0, "ok").to_json())
     j.write("reverting", hosts=hosts)
     for host in hosts:
-        j.write("revert", host=host, verified=True, restored=["udp"], deleted=[],
+        j.write("revert", host=host, verified=True,
+                restored={"net.netfilter.nf_conntrack_udp_timeout": ["10", "30"]}, deleted=[],
                 problems=[], deadman={"armed": True})
     j.write("end", exit_code=0, reason=None, timings={"total": 3.0})
     j.close()
@@ -170,7 +171,8 @@ def test_cli_analyzes_orders_against_journals(tmp_path: Path, data: SynthData) -
 def _refused_run(path: Path) -> Path:
     """A run refused before observing: a real journal with no sample record."""
     j = Journal(path)
-    j.write("start", run_id=path.parent.name, drill="rollback", spec={}, pools={})
+    j.write("start", run_id=path.parent.name, drill="rollback", spec={},
+            inventory="/tmp/inventory.ini", pools={"targets": [], "canary": [], "control": []})
     j.write("refused", reason="target gw is locked by another drill")
     j.write("end", exit_code=5, reason="refused", timings={"total": 0.1})
     j.close()

@@ -15,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from ctdrill.cli.app import app
-from ctdrill.engine import journal as journal_mod
 from ctdrill.engine.journal import (
     MIN_FREE_BYTES,
     Journal,
@@ -25,6 +24,7 @@ from ctdrill.engine.journal import (
 )
 from ctdrill.engine.recover import load_recovery_plan
 from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.journal import durable
 
 START = {"type": "start", "run_id": "r1", "inventory": "/inv"}
 
@@ -97,7 +97,7 @@ def test_preflight_refuses_a_path_under_a_file(tmp_path: Path) -> None:
 def test_new_directories_and_the_file_are_fsynced_into_their_parents(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[Path] = []
-    monkeypatch.setattr(journal_mod, "_fsync_dir", synced.append)
+    monkeypatch.setattr(durable, "fsync_dir", synced.append)
     Journal(tmp_path / "runs" / "r1" / "journal.jsonl").close()
     assert synced == [tmp_path, tmp_path / "runs", tmp_path / "runs" / "r1"]
 
@@ -116,7 +116,7 @@ def test_first_write_failure_raises_once_then_records_are_dropped(tmp_path: Path
     assert "\n" not in err.one_line()
     assert j.failed is err
     j.write("abort", reason="x")  # the revert path goes on: no second raise
-    assert j.try_write("revert", host="gw") is False
+    assert j.try_write("revert", host="gw", verified=False) is False
     assert j.dropped == 3
     j.close()
     assert [r["type"] for r in read_journal(path)] == ["start"]  # the torn line is skipped
@@ -157,7 +157,7 @@ def test_reopening_a_torn_journal_marks_the_torn_line(tmp_path: Path) -> None:
     path = tmp_path / "j.jsonl"
     path.write_text(json.dumps(START) + '\n{"type": "snaps')
     j = Journal(path)
-    j.write("recovery_start", hosts=[])
+    j.write("recovery_start", pid=os.getpid(), hosts=[])
     j.close()
     kinds = [r["type"] for r in read_journal(path)]
     assert kinds == ["start", "reopened", "recovery_start"]
