@@ -66,7 +66,7 @@ from bench.fault_results import (
     to_json,
 )
 from bench.fault_state import deadman_results, host_state
-from ctdrill.engine.journal import MIN_FREE_BYTES
+from ctdrill.journal import MIN_FREE_BYTES
 from ctdrill.lab import manager
 
 PHASES = ("prepare", "apply", "observe", "revert")

@@ -6,6 +6,10 @@ import os
 
 import pytest
 
+# every journal record the suites make, drills in subprocesses included, must validate
+# against its model: on the revert path too (ctdrill/journal/writer.py STRICT_ENV)
+os.environ.setdefault("CTDRILL_JOURNAL_STRICT", "1")
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() == 0:

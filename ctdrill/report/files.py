@@ -10,8 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ctdrill.engine.journal import read_journal
 from ctdrill.errors import CtdrillError, InvalidInput
+from ctdrill.journal import read_journal
 from ctdrill.report import FORMATS, build_report
 from ctdrill.report.model import Report
 from ctdrill.report.prom import render_prom

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ctdrill.engine.journal import Journal, JournalWriteFailed, check_journal_dir, read_journal
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.journal import Journal, JournalWriteFailed, check_journal_dir, read_journal
 from ctdrill.lab.manager import LabUp
 from tests.integration.drillrun import (
     ctdrill,

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 from ctdrill.analysis.loaders import load_timeline
 from ctdrill.analysis.synth import SynthData, SynthSpec, generate
 from ctdrill.cli.app import app
-from ctdrill.engine.journal import Journal, read_journal
 from ctdrill.engine.judge import key_metrics
 from ctdrill.engine.observed import ObservationResult
 from ctdrill.engine.verdict import Verdict
 from ctdrill.errors import ExitCode, InvalidInput
+from ctdrill.journal import Journal, read_journal
 from ctdrill.metrics.conntrack import WindowMetrics, window_metrics
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.spec.loader import load_spec

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from ctdrill.engine.guards import ceiling_breach
-from ctdrill.engine.journal import Journal, read_journal
 from ctdrill.engine.judge import judge, statistic
 from ctdrill.engine.nft_render import render_bypass_body
 from ctdrill.engine.observed import ObservationResult
 from ctdrill.engine.plan import plan_host, resolve_changes, revert_plan, select_pools
 from ctdrill.engine.recover import recovery_plan
 from ctdrill.errors import InvalidInput
+from ctdrill.journal import Journal, read_journal
 from ctdrill.metrics.conntrack import WindowMetrics
 from ctdrill.spec.models import Bypass, Ceiling, DrillSpec, MetricExpectation, timeout_sysctl
 

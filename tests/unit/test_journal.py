@@ -15,16 +15,16 @@ import pytest
 from typer.testing import CliRunner
 
 from ctdrill.cli.app import app
-from ctdrill.engine.journal import (
+from ctdrill.engine.recover import load_recovery_plan
+from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
+from ctdrill.journal import (
     MIN_FREE_BYTES,
     Journal,
     JournalWriteFailed,
     check_journal_dir,
+    durable,
     read_journal,
 )
-from ctdrill.engine.recover import load_recovery_plan
-from ctdrill.errors import EnvironmentProblem, ExitCode, InvalidInput
-from ctdrill.journal import durable
 
 START = {"type": "start", "run_id": "r1", "inventory": "/inv"}
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from ctdrill.engine.journal import Journal, read_journal
 from ctdrill.engine.observer import Change, Observer, TargetLost, TargetResumed
 from ctdrill.engine.signals import StopRequested, StopSignals
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.journal import Journal, read_journal
 from ctdrill.lifecycle.observe import react_to_changes
 from ctdrill.targets.target import Target
 from ctdrill.telemetry.protocol import Hello, Sample, TableFullEvent

@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from ctdrill.engine.journal import read_journal
+from ctdrill.journal import read_journal
 from ctdrill.report import build_report
 from ctdrill.report.model import Report
 from ctdrill.surge.profile import load_profile
