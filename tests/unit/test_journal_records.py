@@ -7,11 +7,8 @@ writes only declared fields; the event stream survives its handlers."""
 from __future__ import annotations
 
 import dataclasses
-import errno
 import json
-import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +39,7 @@ from ctdrill.journal.records import (
 from ctdrill.journal.writer import STRICT_ENV
 from ctdrill.report import build_report
 from ctdrill.surge.profile import load_profile
+from tests.unit.test_journal import enospc_after
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -274,16 +272,6 @@ def test_try_write_never_blocks_the_revert_unless_strict(
 
 # ------------------------------------------------------------------ the event stream
 
-def enospc_after(n_bytes: int) -> Callable[[int, bytes], int]:
-    left = [n_bytes]
-
-    def write(fd: int, data: bytes) -> int:
-        if left[0] <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        n = os.write(fd, data[:left[0]])
-        left[0] -= n
-        return n
-    return write
 
 
 def test_subscribers_get_each_record_once_it_is_on_disk(tmp_path: Path) -> None:
