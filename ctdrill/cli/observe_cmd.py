@@ -16,11 +16,19 @@ from ctdrill.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ctdrill.metrics.conntrack import WindowMetrics
-    from ctdrill.telemetry.protocol import TableFullEvent
+    from ctdrill.telemetry.protocol import SlabInfo, TableFullEvent
+
+
+def slab_text(slab: SlabInfo | None) -> str:
+    """The conntrack slab cache as one cell; unreadable (not root) says so."""
+    if slab is None:
+        return "[dim]unreadable (/proc/slabinfo needs root)[/]"
+    return (f"{slab.num_objs:,} objects ({slab.active_objs:,} active) x {slab.objsize} B"
+            f" = {slab.bytes / 2**20:,.1f} MiB")
 
 
 def render(target: str, m: WindowMetrics | None, events: deque[TableFullEvent],
-           rate_hz: float) -> Table:
+           rate_hz: float, slab: SlabInfo | None = None) -> Table:
     table = Table(title=f"conntrack on {target}", title_justify="left", show_header=False)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
@@ -36,6 +44,7 @@ def render(target: str, m: WindowMetrics | None, events: deque[TableFullEvent],
     table.add_row("new flows/s", f"{m.new_flows_per_s:.1f}")
     table.add_row("early_drop/s", f"{m.early_drop_per_s:.1f}")
     table.add_row("insert_failed/s", f"{m.insert_failed_per_s:.1f}")
+    table.add_row("slab (kernel-wide)", slab_text(slab))
     table.add_row("sample rate", f"{rate_hz:.1f} Hz")
     for e in list(events)[-3:]:
         table.add_row("[red]table full[/]", e.message[-60:])
@@ -52,7 +61,7 @@ def observe(
     window: float = typer.Option(1.0, "--window", help="Seconds over which rates are read."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per sample."),
 ) -> None:
-    """Stream CTR, HCP95, NFD and table-full events from one target."""
+    """Stream CTR, HCP95, NFD, table-full events and the conntrack slab from one target."""
     from ctdrill.lab.manager import default_inventory
     from ctdrill.metrics.window import SlidingWindow
     from ctdrill.targets.inventory import Inventory
@@ -83,6 +92,6 @@ def observe(
                 events.extend(sample.events)
                 m = sliding.push(sample)
                 rate = n / max(1e-9, time.monotonic() - started)
-                live.update(render(tgt.name, m, events, rate))
+                live.update(render(tgt.name, m, events, rate, sample.slab))
     finally:
         stream.close()

@@ -57,11 +57,32 @@ class WindowJson(Payload):
     table_full_events: int = 0
 
 
+class SlabJson(Payload):
+    """The kernel's conntrack slab cache at a sample (telemetry/protocol.SlabInfo.to_json):
+    /proc/slabinfo's columns; `bytes` = num_objs x objsize, as the writer computed it."""
+
+    active_objs: int
+    num_objs: int
+    objsize: int
+    objperslab: int
+    pagesperslab: int
+    bytes: int | None = None
+
+
+class SampleJson(Payload):
+    """The agent's sample as decoded (telemetry/protocol.Sample.to_json), kept whole;
+    typed only where a reader needs it. Samples written before the slab was sampled,
+    or by an agent that could not read it (not root), have none."""
+
+    t: Real | None = None
+    slab: SlabJson | None = None
+
+
 class SampleEntry(Payload):
     """One telemetry sample of a `samples` batch: the agent's sample as decoded
     (telemetry/protocol.Sample) and the window ending at it (none for a stream's first)."""
 
-    sample: dict[str, Any]
+    sample: SampleJson
     metrics: WindowJson | None = None
 
 

@@ -88,7 +88,8 @@ def build_report(records: Sequence[Record | Mapping[str, Any]], *, journal: str 
     transitions = timeline.transitions(recs, origin)
     observed_end = timeline.rel(max((ws[-1].t for ws in wins.values() if ws),
                                     default=origin), origin)
-    lines = timeline.timelines(wins, transitions, origin, observed_end)
+    lines = timeline.timelines(wins, transitions, origin, observed_end,
+                               timeline.slab_points(recs))
     probe_end = _last(recs, ProbeEndRecord)
     probe = probe_windows(probe_end.probe() if probe_end else None, origin, lines)
     if not wins and probe:  # no telemetry: the probe's span is the axis

@@ -16,7 +16,9 @@ REGIME_FILL = {"CT_HEALTHY": "#eef7f0", "CT_TIGHTENING": "#fcf1c9",
 REGIME_INK = {"CT_HEALTHY": "#2e7d4f", "CT_TIGHTENING": "#9a6b00",
               "CT_PRESSURED": "#b4491b", "CT_SAFE_CONTAIN": "#a3213f"}
 COLORS = {"ctr": "#2f6db5", "hcp95": "#7a4fb0", "nfd": "#c0392b", "surge": "#8a8f98",
-          "achieved": "#5f6670", "new_flows": "#9aa3ad", "dwell": "#c0392b", "osd": "#2f6db5"}
+          "achieved": "#5f6670", "new_flows": "#9aa3ad", "dwell": "#c0392b", "osd": "#2f6db5",
+          "slab": "#8a5a00", "slab_active": "#d4a017", "slab_bytes": "#5f6670"}
+MIB = 2.0 ** 20
 NA = "\u2013"  # shown for a value the run did not produce
 STATUS = {
     "passed": ("PASSED", "#1e7d45", "#e2f3e7"),
@@ -220,6 +222,45 @@ def _timeline(r: Report) -> str:
     parts.append(_transitions(r))
     parts.append("</section>")
     return "".join(parts)
+
+
+def _slab_chart(r: Report, tl: HostTimeline) -> str:
+    """One host's slab cache over the run: objects (left), MiB held (right)."""
+    pts = [(p.t - r.origin, p) for p in tl.slab]
+    return time_chart(
+        key=f"slab-{tl.host}", title=f"conntrack slab cache (kernel-wide) · {tl.host}",
+        x_max=r.observed_s, shades=_shades(tl), vmarks=_step_marks(r),
+        y_label="objects", right_label="MiB",
+        lines=[Line("slab-objects", "objects (num_objs)", [(t, p.objects) for t, p in pts],
+                    COLORS["slab"]),
+               Line("slab-active", "active objects", [(t, p.active_objects) for t, p in pts],
+                    COLORS["slab_active"], dash="4 2"),
+               Line("slab-bytes", "MiB (objects x size)", [(t, p.bytes / MIB) for t, p in pts],
+                    COLORS["slab_bytes"], axis="right", width=1.0, area=True)])
+
+
+def _slab(r: Report) -> str:
+    """The conntrack slab cache per host: last and peak, and a chart; nothing when no
+    host's agent could read /proc/slabinfo."""
+    by_host = r.slab_by_host()
+    if not by_host:
+        return ""
+    rows = "".join(
+        f'<tr class="slab"><td>{html_text(h)}</td><td class=num>{s.objects_last:,}</td>'
+        f"<td class=num>{s.objects_max:,}</td><td class=num>{s.active_objects_last:,}</td>"
+        f"<td class=num>{s.bytes_last / MIB:,.2f}</td><td class=num>{s.bytes_max / MIB:,.2f}"
+        f"</td><td class=num>{s.object_size}</td><td class=num>{s.samples:,}</td></tr>"
+        for h, s in by_host.items())
+    charts = "".join(_slab_chart(r, tl) for tl in r.timelines if tl.slab)
+    return ('<section class="card" id="slab"><h2>Conntrack memory (slab cache)</h2>'
+            '<p class="muted">The kernel\'s <code>nf_conntrack</code> slab cache from '
+            "/proc/slabinfo: kernel-wide, so hosts sharing a kernel show the same cache. "
+            "Bytes = objects (num_objs) x object size: what the cache holds, free slots in "
+            "its slabs included.</p>"
+            "<table><tr><th>host</th><th class=num>objects last</th><th class=num>objects "
+            "peak</th><th class=num>active last</th><th class=num>MiB last</th>"
+            "<th class=num>MiB peak</th><th class=num>object bytes</th>"
+            f"<th class=num>samples</th></tr>{rows}</table>{charts}</section>")
 
 
 def _surge_table(r: Report) -> str:
@@ -427,7 +468,7 @@ def _footer(r: Report) -> str:
 def render_html(r: Report) -> str:
     """The whole report page."""
     label = STATUS[r.status][0]
-    body = "".join([_header(r), _tiles(r), _expectations(r), _timeline(r), _probe(r),
+    body = "".join([_header(r), _tiles(r), _expectations(r), _timeline(r), _slab(r), _probe(r),
                     _steps(r), _changes(r), _reverts(r), _footer(r)])
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"

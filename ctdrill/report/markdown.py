@@ -65,6 +65,7 @@ def render_markdown(r: Report) -> str:
                   f"| {_n(m.get('nfd_per_s_max'))} | {_n(m.get('drops'), 9)} "
                   f"| {_n(m.get('table_full_events'), 9)} |" for h, m in hosts.items()]
         lines.append("")
+    lines += _slab_lines(r)
     probe = r.key_metrics.get("probe")
     if probe:
         lines += [f"Probe: {_n(probe.get('messages'), 9)} messages, "
@@ -86,6 +87,20 @@ def render_markdown(r: Report) -> str:
         lines.append("")
     lines.append(_revert_line(r))
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _slab_lines(r: Report) -> list[str]:
+    """The conntrack slab cache per host (last, peak); none when no agent could read it."""
+    by_host = r.slab_by_host()
+    if not by_host:
+        return []
+    mib = 2.0 ** 20
+    return ["**Conntrack slab cache** (kernel-wide; bytes = objects x object size)", "",
+            "| host | objects last | objects peak | MiB last | MiB peak |",
+            "|---|---:|---:|---:|---:|",
+            *(f"| {cell(h)} | {s.objects_last} | {s.objects_max} "
+              f"| {s.bytes_last / mib:.2f} | {s.bytes_max / mib:.2f} |"
+              for h, s in by_host.items()), ""]
 
 
 def _revert_line(r: Report) -> str:

@@ -11,7 +11,7 @@ charts, transitions, steps and probe windows share one axis.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Status = Literal["passed", "failed", "refused", "aborted", "revert_failed", "incomplete"]
@@ -75,6 +75,35 @@ class TransitionRow:
 
 
 @dataclass(frozen=True)
+class SlabPoint:
+    """The kernel's conntrack slab cache at one sample of one host (kernel-wide: hosts
+    on one kernel read the same cache). `bytes` = objects x object_size."""
+
+    t: float
+    objects: int
+    """num_objs: object slots the cache holds (in use or free inside its slabs)."""
+    active_objects: int
+    object_size: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class SlabSummary:
+    """A host's conntrack slab cache over the run: the last sample and the maxima."""
+
+    samples: int
+    objects_last: int
+    objects_max: int
+    active_objects_last: int
+    bytes_last: int
+    bytes_max: int
+    object_size: int
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class HostTimeline:
     """What the charts draw for one observed host."""
 
@@ -82,6 +111,19 @@ class HostTimeline:
     windows: tuple[Window, ...]
     bands: tuple[Band, ...]
     final_regime: str | None
+    slab: tuple[SlabPoint, ...] = ()
+    """The conntrack slab cache per sample; empty when the agent could not read it."""
+
+    def slab_summary(self) -> SlabSummary | None:
+        """Last and maximum of the slab cache, None without slab samples."""
+        if not self.slab:
+            return None
+        last = self.slab[-1]
+        return SlabSummary(
+            samples=len(self.slab), objects_last=last.objects,
+            objects_max=max(p.objects for p in self.slab),
+            active_objects_last=last.active_objects, bytes_last=last.bytes,
+            bytes_max=max(p.bytes for p in self.slab), object_size=last.object_size)
 
 
 @dataclass(frozen=True)
@@ -295,6 +337,10 @@ class Report:
         by_host = self.revert_by_host()
         return bool(by_host) and all(by_host.values())
 
+    def slab_by_host(self) -> dict[str, SlabSummary]:
+        """Each observed host's conntrack slab summary (hosts without slab samples left out)."""
+        return {tl.host: s for tl in self.timelines if (s := tl.slab_summary()) is not None}
+
     def counts(self) -> dict[str, int]:
         """Expectations passed / failed / not judged."""
         return {
@@ -314,5 +360,6 @@ class Report:
             "transitions": [{"host": t.host, "t": round(t.t, 3), "from": t.from_state,
                              "to": t.to_state, "signal": t.signal} for t in self.transitions],
             "metrics": self.key_metrics,
+            "slab": {h: s.to_json() for h, s in self.slab_by_host().items()},
             "problems": list(self.problems),
         }

@@ -130,6 +130,30 @@ def _regime_families(r: Report) -> Iterator[Metric]:
                   for tl in r.timelines for regime in REGIMES])
 
 
+# SlabSummary attribute -> (gauge name, help): the kernel's conntrack slab cache
+SLAB_GAUGES: Mapping[str, tuple[str, str]] = {
+    "objects_max": ("ctdrill_drill_peak_conntrack_slab_objects", "Most objects the kernel's "
+                    "nf_conntrack slab cache held (num_objs, kernel-wide) in the last run."),
+    "bytes_max": ("ctdrill_drill_peak_conntrack_slab_bytes", "Most bytes the kernel's "
+                  "nf_conntrack slab cache held (num_objs x objsize, kernel-wide) in the "
+                  "last run."),
+    "objects_last": ("ctdrill_drill_final_conntrack_slab_objects", "Objects the kernel's "
+                     "nf_conntrack slab cache held at the last run's last sample."),
+    "bytes_last": ("ctdrill_drill_final_conntrack_slab_bytes", "Bytes the kernel's "
+                   "nf_conntrack slab cache held at the last run's last sample."),
+}
+
+
+def _slab_families(r: Report) -> Iterator[Metric]:
+    """The conntrack slab cache per host; absent when no agent could read it."""
+    by_host = r.slab_by_host()
+    if not by_host:
+        return
+    for attr, (name, help_text) in SLAB_GAUGES.items():
+        yield _gauge(name, help_text, ["drill", "host"],
+                     [([r.drill, h], getattr(s, attr)) for h, s in by_host.items()])
+
+
 class ReportCollector(Collector):
     """One report's metric families, for a registry of its own."""
 
@@ -140,6 +164,7 @@ class ReportCollector(Collector):
         yield from _run_families(self.report, self.last_success)
         yield from _metric_families(self.report)
         yield from _regime_families(self.report)
+        yield from _slab_families(self.report)
 
 
 def render_prom(r: Report, last_success: float | None = None) -> str:

@@ -15,7 +15,15 @@ from ctdrill.journal.records import (
     StepStartRecord,
     TransitionRecord,
 )
-from ctdrill.report.model import REGIMES, Band, HostTimeline, TransitionRow, Window, regime_level
+from ctdrill.report.model import (
+    REGIMES,
+    Band,
+    HostTimeline,
+    SlabPoint,
+    TransitionRow,
+    Window,
+    regime_level,
+)
 
 
 def rel(t: float | None, origin: float) -> float:
@@ -39,6 +47,25 @@ def windows(records: Sequence[Record]) -> dict[str, list[Window]]:
                 buckets=m.buckets, window_s=m.window_s))
     for ws in out.values():
         ws.sort(key=lambda w: w.t)
+    return out
+
+
+def slab_points(records: Sequence[Record]) -> dict[str, list[SlabPoint]]:
+    """Each host's conntrack slab cache per sample, in time order: every sample that
+    carries one (a stream's first too; none from an agent that could not read it)."""
+    out: dict[str, list[SlabPoint]] = {}
+    for r in records:
+        if not isinstance(r, SamplesRecord):
+            continue
+        for entry in r.samples:
+            s, slab = entry.sample, entry.sample.slab
+            if slab is None or s.t is None or not math.isfinite(s.t):
+                continue
+            out.setdefault(r.host, []).append(SlabPoint(
+                t=float(s.t), objects=slab.num_objs, active_objects=slab.active_objs,
+                object_size=slab.objsize, bytes=slab.num_objs * slab.objsize))
+    for points in out.values():
+        points.sort(key=lambda p: p.t)
     return out
 
 
@@ -86,9 +113,11 @@ def _bands(trs: Sequence[TransitionRow], start: float, end: float) -> tuple[Band
 
 
 def timelines(wins: Mapping[str, list[Window]], trs: Sequence[TransitionRow],
-              origin: float, end: float) -> tuple[HostTimeline, ...]:
+              origin: float, end: float,
+              slab: Mapping[str, list[SlabPoint]] | None = None) -> tuple[HostTimeline, ...]:
     """What the charts draw per host: the hosts with telemetry, else those with
-    transitions; a host's bands start at its first window."""
+    transitions; a host's bands start at its first window; `slab`: its slab cache."""
+    slab = slab or {}
     hosts = sorted(wins) or sorted({tr.host for tr in trs})
     out = []
     for h in hosts:
@@ -97,7 +126,7 @@ def timelines(wins: Mapping[str, list[Window]], trs: Sequence[TransitionRow],
         first = rel(ws[0].t - ws[0].window_s, origin) if ws else 0.0
         final = mine[-1].to_state if mine else (REGIMES[0] if ws else None)
         out.append(HostTimeline(host=h, windows=tuple(ws), bands=_bands(mine, first, end),
-                                final_regime=final))
+                                final_regime=final, slab=tuple(slab.get(h, ()))))
     return tuple(out)
 
 

@@ -5,6 +5,10 @@ ssh) runs it the same way, its source shipped in the command (`python3 -u -c SOU
 on a host where ctdrill is not installed. One JSON object per line: a `hello` line first,
 then one `sample` line per tick, paced on an absolute schedule so jitter does not
 accumulate. The agent exits when its reader goes away (broken pipe) or at --duration.
+
+Each sample also carries the kernel's nf_conntrack slab cache (/proc/slabinfo), or null
+where that file cannot be read (it is root-only): memory context is never a reason to
+fail a sample.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ STAT_TABLE = "/proc/net/stat/nf_conntrack"
 KMSG = "/dev/kmsg"
 TABLE_FULL = re.compile(r"table full in netns (\d+)")
 GLOBAL_COLUMNS = ("entries",)  # the same value on every CPU row: not a per-CPU counter
+SLABINFO = "/proc/slabinfo"
+SLAB_CACHE = "nf_conntrack"  # one kernel-wide cache (old kernels: one per netns, unmatched)
+SLAB_FIELDS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab")
+SLAB_HEADER = re.compile(r"<(\w+)>")
 
 
 def parse_stat_table(text: str) -> dict[str, int]:
@@ -45,6 +53,38 @@ def parse_stat_table(text: str) -> dict[str, int]:
             else:
                 totals[name] += value
     return totals
+
+
+def parse_slabinfo(text: str, cache: str = SLAB_CACHE) -> dict[str, int] | None:
+    """The `cache` line of /proc/slabinfo as SLAB_FIELDS -> int; None without that line.
+
+    Columns are named by the `# name <active_objs> ...` header where there is one (the
+    2.x format's order otherwise); the `:`, `tunables` and `slabdata` separators are
+    not columns. The name must match exactly: `nf_conntrack_expect` is another cache.
+    """
+    names = list(SLAB_FIELDS)
+    for line in text.splitlines():
+        if line.startswith("# name"):
+            names = SLAB_HEADER.findall(line) or names
+            continue
+        cells = line.split()
+        if not cells or cells[0] != cache:
+            continue
+        values = [int(c) for c in cells[1:] if c.isdigit()]
+        row = dict(zip(names, values, strict=False))
+        if not all(f in row for f in SLAB_FIELDS):
+            return None
+        return {f: row[f] for f in SLAB_FIELDS}
+    return None
+
+
+def read_slab() -> dict[str, int] | None:
+    """The conntrack slab cache now, or None: unreadable (not root), or no such cache."""
+    try:
+        with open(SLABINFO) as f:
+            return parse_slabinfo(f.read())
+    except (OSError, ValueError):
+        return None
 
 
 def netns_inode() -> int:
@@ -124,6 +164,7 @@ def read_sample(klog: KernelLog, seq: int) -> dict[str, object]:
         "max": read_int(NETFILTER + "nf_conntrack_max"),
         "buckets": read_int(NETFILTER + "nf_conntrack_buckets"),
         "stat": stat,
+        "slab": read_slab(),
         "events": klog.drain(),
     }
 
@@ -138,7 +179,8 @@ def run(hz: float, duration: float) -> int:
     klog = KernelLog(inode)
     emit({"type": "hello", "agent": AGENT_VERSION, "netns_inode": inode,
           "host": socket.gethostname(), "kmsg": klog.fd is not None, "hz": hz,
-          "conntrack": os.path.exists(NETFILTER + "nf_conntrack_count")})
+          "conntrack": os.path.exists(NETFILTER + "nf_conntrack_count"),
+          "slab": read_slab() is not None})
     period = 1.0 / hz
     start = time.monotonic()
     next_tick = start

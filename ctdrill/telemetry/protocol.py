@@ -19,6 +19,8 @@ class Hello:
     kmsg: bool
     conntrack: bool
     hz: float
+    slab: bool = False
+    """Whether the agent could read the conntrack slab cache when it started (root)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,42 @@ class TableFullEvent:
 
     kts_us: int
     message: str
+
+
+SLAB_FIELDS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab")
+
+
+@dataclass(frozen=True)
+class SlabInfo:
+    """The kernel's nf_conntrack slab cache at one sample (/proc/slabinfo's line).
+
+    Kernel-wide: every network namespace allocates its entries from this one cache, so
+    hosts sharing a kernel show the same figures. `bytes` is num_objs x objsize: the
+    memory the cache holds for conntrack objects, free slots in its slabs included
+    (docs/METRICS.md says why not active_objs).
+    """
+
+    active_objs: int
+    num_objs: int
+    objsize: int
+    objperslab: int
+    pagesperslab: int
+
+    @property
+    def bytes(self) -> int:
+        return self.num_objs * self.objsize
+
+    def to_json(self) -> dict[str, int]:
+        return {"active_objs": self.active_objs, "num_objs": self.num_objs,
+                "objsize": self.objsize, "objperslab": self.objperslab,
+                "pagesperslab": self.pagesperslab, "bytes": self.bytes}
+
+
+def _slab(value: Any) -> SlabInfo | None:
+    """A sample's `slab`: absent (an older agent) or null (unreadable) is None."""
+    if value is None:
+        return None
+    return SlabInfo(*(int(value[f]) for f in SLAB_FIELDS))
 
 
 @dataclass(frozen=True)
@@ -41,12 +79,15 @@ class Sample:
     buckets: int
     stat: dict[str, int] = field(default_factory=dict)
     events: tuple[TableFullEvent, ...] = ()
+    slab: SlabInfo | None = None
+    """The conntrack slab cache (kernel-wide); None when the agent could not read it."""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "seq": self.seq, "t": self.t, "received": self.received, "count": self.count,
             "max": self.max, "buckets": self.buckets, "stat": self.stat,
             "events": [{"kts_us": e.kts_us, "msg": e.message} for e in self.events],
+            "slab": None if self.slab is None else self.slab.to_json(),
         }
 
 
@@ -57,7 +98,8 @@ def decode_line(line: str | bytes, received: float) -> Hello | Sample:
         if kind == "hello":
             return Hello(agent=int(obj["agent"]), netns_inode=int(obj["netns_inode"]),
                          host=str(obj["host"]), kmsg=bool(obj["kmsg"]),
-                         conntrack=bool(obj.get("conntrack", True)), hz=float(obj["hz"]))
+                         conntrack=bool(obj.get("conntrack", True)), hz=float(obj["hz"]),
+                         slab=bool(obj.get("slab", False)))
         if kind == "sample":
             return Sample(
                 seq=int(obj["seq"]), t=float(obj["t"]), received=received,
@@ -66,6 +108,7 @@ def decode_line(line: str | bytes, received: float) -> Hello | Sample:
                 stat={str(k): int(v) for k, v in obj["stat"].items()},
                 events=tuple(TableFullEvent(int(e["kts_us"]), str(e["msg"]))
                              for e in obj["events"]),
+                slab=_slab(obj.get("slab")),
             )
     except (ValueError, KeyError, TypeError) as exc:
         raise ProtocolError(f"malformed agent line: {str(line)[:120]!r}") from exc

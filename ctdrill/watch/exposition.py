@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from ctdrill.metrics.conntrack import HCP_QUANTILE, WindowMetrics
 from ctdrill.regime.states import Regime
+from ctdrill.telemetry.protocol import SlabInfo
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class TargetView:
     """Kernel new-flow drops since the watch started (the drop counter's increases)."""
     table_full_events: int = 0
     """Kernel 'table full' log events seen since the watch started."""
+    slab: SlabInfo | None = None
+    """The conntrack slab cache at the last sample (None: unreadable, not root)."""
 
 
 # (name, help, WindowMetrics attribute): levels and windowed rates of the last window
@@ -50,6 +53,19 @@ GAUGES: tuple[tuple[str, str, str], ...] = (
      "last telemetry window (an upper bound).", "nfd_fraction"),
     ("ctdrill_conntrack_early_drops_per_second", "Kernel early drops per second over the "
      "last telemetry window.", "early_drop_per_s"),
+)
+# (name, help, SlabInfo attribute): the kernel's nf_conntrack slab cache at the last
+# sample, named as node_exporter's slabinfo collector names its node_slabinfo_* series
+SLAB_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("ctdrill_conntrack_slab_objects", "Objects allocated in the kernel's nf_conntrack slab "
+     "cache, in use or not (num_objs; kernel-wide, shared by every network namespace).",
+     "num_objs"),
+    ("ctdrill_conntrack_slab_active_objects", "Objects of the kernel's nf_conntrack slab "
+     "cache reported in use (active_objs; kernel-wide).", "active_objs"),
+    ("ctdrill_conntrack_slab_object_size_bytes", "Size of one object of the kernel's "
+     "nf_conntrack slab cache (objsize).", "objsize"),
+    ("ctdrill_conntrack_slab_bytes", "Bytes the kernel's nf_conntrack slab cache holds for "
+     "its objects: num_objs x objsize (kernel-wide).", "bytes"),
 )
 HOST = ["host"]
 
@@ -79,6 +95,12 @@ def _window_value(attr: str) -> Callable[[TargetView], float | None]:
     return value
 
 
+def _slab_value(attr: str) -> Callable[[TargetView], float | None]:
+    def value(v: TargetView) -> float | None:
+        return None if v.slab is None else float(getattr(v.slab, attr))
+    return value
+
+
 def _chain_length(views: Mapping[str, TargetView]) -> Metric:
     """HCP95 as a summary quantile: the model's p95 of a bucket's chain length."""
     name = "ctdrill_conntrack_hash_chain_length"
@@ -93,12 +115,15 @@ def _chain_length(views: Mapping[str, TargetView]) -> Metric:
 
 def families(views: Mapping[str, TargetView]) -> Iterator[Metric]:
     """Every metric family of the /metrics page; a target without a window yet has no
-    metric samples (absent, not zero), only its up, regime and counters."""
+    metric samples (absent, not zero), only its up, regime and counters; one whose agent
+    cannot read /proc/slabinfo has no slab samples."""
     yield _gauge("ctdrill_target_up", "1 while telemetry from the target flows.", views,
                  lambda v: int(v.up))
     for name, help_text, attr in GAUGES:
         yield _gauge(name, help_text, views, _window_value(attr))
     yield _chain_length(views)
+    for name, help_text, attr in SLAB_GAUGES:
+        yield _gauge(name, help_text, views, _slab_value(attr))
     yield _gauge("ctdrill_telemetry_last_sample_timestamp_seconds", "When the target took "
                  "its last telemetry sample (target clock), Unix time.", views,
                  lambda v: None if v.metrics is None else v.metrics.t)

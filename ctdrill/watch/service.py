@@ -20,7 +20,7 @@ from ctdrill.metrics.window import SlidingWindow
 from ctdrill.regime.config import RegimeConfig
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.targets.target import Target
-from ctdrill.telemetry.protocol import Sample
+from ctdrill.telemetry.protocol import Sample, SlabInfo
 from ctdrill.telemetry.streams import SampleStream, open_stream
 from ctdrill.watch.exposition import TargetView, registry_for, render
 
@@ -38,6 +38,7 @@ class TargetWatch:
         self.reconnects = 0
         self.new_flow_drops = 0
         self.table_full_events = 0
+        self.slab: SlabInfo | None = None
         self.last_error = ""
         self.stream: SampleStream | None = None
         self._lock = threading.Lock()
@@ -48,7 +49,7 @@ class TargetWatch:
         with self._lock:
             return TargetView(self.target.name, self.up, self.machine.regime, self.metrics,
                               len(self.machine.transitions), self.reconnects,
-                              self.new_flow_drops, self.table_full_events)
+                              self.new_flow_drops, self.table_full_events, self.slab)
 
     def _run(self) -> None:
         backoff = 0.5
@@ -92,11 +93,13 @@ class TargetWatch:
 
     def _count(self, previous: Sample | None, sample: Sample) -> None:
         """Counters from consecutive samples of one stream (windows overlap, so summing
-        their deltas would count each drop many times); a reconnect starts afresh."""
+        their deltas would count each drop many times); a reconnect starts afresh. The
+        slab cache is a level: the last sample's."""
         drops = 0 if previous is None else counter_delta(previous.stat, sample.stat, "drop")
         with self._lock:
             self.new_flow_drops += drops
             self.table_full_events += len(sample.events)
+            self.slab = sample.slab
 
     def interrupt(self) -> None:
         """Unblock the reader (used at shutdown): closing the stream ends its iteration."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -111,6 +112,80 @@ def test_lowered_max_gives_nfd_and_table_full_events_attributed_to_gw(lab: LabUp
     events = [e for s in samples for e in s.events]
     assert events, "no table-full event reached the gateway's sampler"
     assert all(f"netns {gw_inode}," in e.message for e in events)
+
+
+SLAB_COLUMNS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab")
+Read = tuple[float, float, dict[str, int]]
+"""One read of /proc/slabinfo by the test: (wall time before, wall time after, fields)."""
+
+
+def proc_slab_now() -> Read:
+    """The nf_conntrack line of /proc/slabinfo, read here (root) and split by position as
+    the 2.1 format documents it: not through the agent's parser, which it checks."""
+    before = time.time()
+    text = Path("/proc/slabinfo").read_text()
+    after = time.time()
+    (cells,) = [ln.split() for ln in text.splitlines() if ln.split()[:1] == ["nf_conntrack"]]
+    return before, after, dict(zip(SLAB_COLUMNS, map(int, cells[1:6]), strict=True))
+
+
+def bracket(reads: list[Read], sample: Sample) -> list[Read]:
+    """The test's reads around the agent's: from the last one that ended before the agent
+    began its sample (`t`) to the first that began after the sample arrived here
+    (`received`): the kernel's values on both sides of the agent's read, and between."""
+    before = [i for i, r in enumerate(reads) if r[1] <= sample.t]
+    after = [i for i, r in enumerate(reads) if r[0] >= sample.received]
+    if not before or not after:
+        return []
+    return reads[before[-1]:after[0] + 1]
+
+
+def test_slab_figures_are_proc_slabinfos_at_the_same_moment(lab: LabUp) -> None:
+    """Each sample's slab cache against /proc/slabinfo read back to back around it. No
+    tolerance beyond what the kernel itself showed between the bracketing reads (often
+    nothing), so a wrong column (active for num, objperslab for pagesperslab) fails, as
+    does a value read once and repeated: the flood moves the cache during the stream."""
+    gw = Inventory(lab.plan.inventory_path).target("gw")
+    gw_ns = lab.plan.host("gw").netns
+    flush_conntrack(gw_ns)
+    flows = 3000
+    reads: list[Read] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            reads.append(proc_slab_now())
+
+    def flood() -> None:
+        sent, errors = send_udp_flows(lab.plan.host("client").netns,
+                                      lab.plan.host("venue").data_addr, flows,
+                                      lab.plan.target_networks, first_port=40000)
+        assert (sent, errors) == (flows, 0)
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        samples = collect(gw, 20, 20, during=flood)
+    finally:
+        stop.set()
+        poller.join(timeout=10)
+        flush_conntrack(gw_ns)
+    checked = 0
+    for s in samples:
+        assert s.slab is not None, "root reads /proc/slabinfo: the agent must have"
+        assert s.slab.bytes == s.slab.num_objs * s.slab.objsize
+        around = bracket(reads, s)
+        if not around:  # the stream's first or last, outside the test's reads
+            continue
+        for name in SLAB_COLUMNS:
+            seen = [r[2][name] for r in around]
+            assert min(seen) <= getattr(s.slab, name) <= max(seen), (name, s.slab, seen)
+        checked += 1
+    assert checked >= 15
+    first, last = samples[0].slab, samples[-1].slab
+    assert first is not None and last is not None
+    # the gateway's new entries live in the kernel-wide cache: it grew by about that many
+    assert last.active_objs - first.active_objs >= flows // 2
 
 
 def _an_ordered_stream(samples: list[Sample]) -> None:

@@ -35,7 +35,10 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
     wait_until(predicate, "the watch to report it", timeout)
 
 
-def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+Page = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(port: int) -> Page:
     """The live /metrics page, accepted by promtool, as (name, labels) -> value."""
     page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     assert_promtool_accepts(page)
@@ -53,6 +56,21 @@ def argv_of(pid: str) -> list[bytes]:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except FileNotFoundError:
         return []
+
+
+def _slab_series_agree_with_the_kernel(page: Page) -> None:
+    """The conntrack slab cache on the page: its object size is /proc/slabinfo's (read
+    here, by position), bytes are objects x size, and the kernel-wide cache holds at
+    least the gateway's entries (allowing for entries that expired between the sample
+    behind the window and the one behind the slab)."""
+    (cells,) = [ln.split() for ln in Path("/proc/slabinfo").read_text().splitlines()
+                if ln.split()[:1] == ["nf_conntrack"]]
+    objects = page[("ctdrill_conntrack_slab_objects", on_gw())]
+    active = page[("ctdrill_conntrack_slab_active_objects", on_gw())]
+    size = page[("ctdrill_conntrack_slab_object_size_bytes", on_gw())]
+    assert size == int(cells[3])
+    assert page[("ctdrill_conntrack_slab_bytes", on_gw())] == objects * size
+    assert objects >= active >= 0.9 * page[("ctdrill_conntrack_entries", on_gw())]
 
 
 def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
@@ -85,6 +103,7 @@ def test_watch_serves_metrics_streams_transitions_and_survives_a_lost_target(
             assert page[("ctdrill_conntrack_entries_limit", on_gw())] == 3000
             ctr = page[("ctdrill_conntrack_table_ratio", on_gw())]
             assert ctr > 0.9
+            _slab_series_agree_with_the_kernel(page)
             flush_conntrack(gw_ns)
         seen = [e["to_state"] for e in events(out_path) if e["event"] == "transition"]
         assert seen[:2] == ["CT_TIGHTENING", "CT_PRESSURED"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,14 @@ from ctdrill.journal.records import (
     AbortRecord,
     LockedRecord,
     RecordModel,
+    SamplesRecord,
     TransitionRecord,
     record_json,
 )
 from ctdrill.journal.writer import STRICT_ENV
 from ctdrill.report import build_report
 from ctdrill.surge.profile import load_profile
+from ctdrill.telemetry.protocol import Sample, SlabInfo
 from tests.unit.test_journal import enospc_after
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,6 +167,51 @@ def test_a_version_1_journal_gives_the_same_report_and_recovery_plan(
                     read_records(rewrite(name, tmp_path / "journal.jsonl"))):
         got = outputs(records, name)
         assert got == expected, first_difference(got, expected)
+
+
+# ------------------------------------------------------------------ the slab cache
+
+def _samples_of(records: list[Any]) -> list[Any]:
+    return [e for r in records if isinstance(r, SamplesRecord) for e in r.samples]
+
+
+def test_version_1_samples_have_no_slab_and_keep_their_fields() -> None:
+    entries = [e for name in V1 for e in _samples_of(read_records(fixture(name)))]
+    assert entries and all(e.sample.slab is None for e in entries)
+    assert all("slab" not in record_json(r)["samples"][0]["sample"]
+               for name in V1 for r in read_records(fixture(name))
+               if isinstance(r, SamplesRecord))
+
+
+def test_a_sample_with_its_slab_is_written_typed_and_read_back(tmp_path: Path) -> None:
+    slab = SlabInfo(active_objs=178, num_objs=240, objsize=256, objperslab=16,
+                    pagesperslab=1)
+    read = Sample(seq=4, t=1795683580.5, received=1795683580.6, count=9, max=10,
+                  buckets=10, stat={"drop": 2}, slab=slab)
+    unread = replace(read, seq=5, t=1795683581.5, slab=None)  # agent without root
+    j = Journal(tmp_path / "j.jsonl", strict=True)
+    j.write("samples", host="gw", samples=[{"sample": read.to_json()},
+                                            {"sample": unread.to_json()}])
+    j.close()
+    (line,) = lines(j.path)
+    assert line["samples"][0]["sample"]["slab"] == {
+        "active_objs": 178, "num_objs": 240, "objsize": 256, "objperslab": 16,
+        "pagesperslab": 1, "bytes": 61440}
+    first, second = _samples_of(read_records(j.path, require_start=False))
+    assert first.sample.slab is not None and second.sample.slab is None
+    assert (first.sample.slab.num_objs, first.sample.slab.bytes, first.sample.t) == (
+        240, 61440, 1795683580.5)
+    assert first.sample.model_extra["count"] == 9  # the rest of the sample kept whole
+    (rec,) = read_records(j.path, require_start=False)
+    assert record_json(rec) == line
+
+
+def test_a_malformed_slab_makes_the_samples_record_invalid() -> None:
+    bad = {"type": "samples", "host": "gw", "samples": [{"sample": {
+        "t": 1.0, "slab": {"active_objs": 1, "num_objs": "240", "objsize": 256,
+                           "objperslab": 16, "pagesperslab": 1}}}]}
+    with pytest.raises(RecordInvalid, match="'samples' record: "):
+        parse_record(bad)
 
 
 # ------------------------------------------------------------------ parsing

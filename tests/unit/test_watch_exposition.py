@@ -8,6 +8,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from prometheus_client.openmetrics.parser import (
@@ -19,7 +20,7 @@ from ctdrill.metrics.conntrack import WindowMetrics
 from ctdrill.regime.config import RegimeConfig
 from ctdrill.regime.states import Regime
 from ctdrill.targets.target import Target
-from ctdrill.telemetry.protocol import Hello, Sample, TableFullEvent
+from ctdrill.telemetry.protocol import Hello, Sample, SlabInfo, TableFullEvent
 from ctdrill.watch import service as service_mod
 from ctdrill.watch.exposition import TargetView, render
 from ctdrill.watch.service import WatchService
@@ -34,8 +35,11 @@ def metrics(count: int = 943718, maximum: int = 1048576) -> WindowMetrics:
                          insert_failed_per_s=0, drops=3, table_full_events=1)
 
 
+SLAB = SlabInfo(active_objs=1046573, num_objs=1048576, objsize=320, objperslab=25,
+                pagesperslab=2)
 VIEWS = {
-    "gw": TargetView('g"w\\1\n', True, Regime.PRESSURED, metrics(), 2, 1, 1048577, 608),
+    "gw": TargetView('g"w\\1\n', True, Regime.PRESSURED, metrics(), 2, 1, 1048577, 608,
+                     SLAB),
     "x": TargetView("x", False, Regime.HEALTHY, None, 0, 0),
 }
 
@@ -64,12 +68,28 @@ def test_names_follow_node_exporter_and_values_keep_their_precision() -> None:
     assert not [n for n in found if n.startswith(("ctdrill_ctr", "ctdrill_hcp", "ctdrill_nfd"))]
 
 
+def test_slab_series_in_base_units_and_absent_where_unreadable() -> None:
+    found = series(render(VIEWS))
+    gw = {"host": 'g"w\\1\n'}
+    assert found["ctdrill_conntrack_slab_objects"] == [(gw, 1048576)]
+    assert found["ctdrill_conntrack_slab_active_objects"] == [(gw, 1046573)]
+    assert found["ctdrill_conntrack_slab_object_size_bytes"] == [(gw, 320)]
+    assert found["ctdrill_conntrack_slab_bytes"] == [(gw, 1048576 * 320)]  # 320 MiB exactly
+    # a target whose agent cannot read /proc/slabinfo (or with none yet) has no slab series
+    with_window_no_slab = {"gw": replace(VIEWS["gw"], slab=None)}
+    page = render(with_window_no_slab)
+    assert_promtool_accepts(page)
+    assert not [n for n in series(page) if "_slab_" in n]
+    assert "ctdrill_conntrack_entries" in series(page)
+
+
 def test_families_have_the_types_their_names_promise() -> None:
     types = {f.name: f.type for f in text_string_to_metric_families(render(VIEWS))}
     assert types["ctdrill_conntrack_hash_chain_length"] == "summary"
     assert types["ctdrill_regime_transitions"] == "counter"
     assert types["ctdrill_conntrack_new_flow_drops"] == "counter"
     assert types["ctdrill_conntrack_entries"] == "gauge"
+    assert types["ctdrill_conntrack_slab_bytes"] == "gauge"
 
 
 # --- the service: HTTP endpoint and counters, with a fake stream (no lab, no sleeps) ---
@@ -93,7 +113,8 @@ class FakeStream:
 def sample(seq: int, drop: int, events: int = 0) -> Sample:
     return Sample(seq=seq, t=100 + seq * 0.05, received=0, count=900 + seq, max=1000,
                   buckets=1024, stat={"drop": drop},
-                  events=tuple(TableFullEvent(seq, "table full") for _ in range(events)))
+                  events=tuple(TableFullEvent(seq, "table full") for _ in range(events)),
+                  slab=SlabInfo(900 + seq, 1024 + 16 * seq, 256, 16, 1))
 
 
 def test_counters_count_each_kernel_drop_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,6 +135,9 @@ def test_counters_count_each_kernel_drop_once(monkeypatch: pytest.MonkeyPatch) -
     found = series(svc.metrics_text())
     assert found["ctdrill_conntrack_new_flow_drops_total"] == [({"host": "gw"}, 80)]
     assert found["ctdrill_conntrack_table_full_events_total"] == [({"host": "gw"}, 4)]
+    # the slab cache is a level: the last sample's (seq 7), not a sum or a maximum
+    assert found["ctdrill_conntrack_slab_objects"] == [({"host": "gw"}, 1024 + 16 * 7)]
+    assert found["ctdrill_conntrack_slab_bytes"] == [({"host": "gw"}, (1024 + 16 * 7) * 256)]
 
 
 def test_http_endpoint_serves_text_or_openmetrics_as_asked() -> None:
