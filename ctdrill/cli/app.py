@@ -9,6 +9,7 @@ import typer
 from ctdrill import __version__
 from ctdrill.cli import gameday_cmd, lab_cmd
 from ctdrill.cli.analyze_cmd import analyze
+from ctdrill.cli.audit_cmd import audit
 from ctdrill.cli.demo_cmd import demo
 from ctdrill.cli.drill_cmd import plan, revert, run
 from ctdrill.cli.observe_cmd import observe
@@ -36,6 +37,7 @@ app.command()(validate)
 app.command()(schema)
 app.command()(surge)
 app.command()(analyze)
+app.command()(audit)
 app.command()(report)
 
 

@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ON_THE_API = ["ctdrill/cli/drill_cmd.py", "ctdrill/cli/live.py", "ctdrill/cli/report_cmd.py",
               "ctdrill/cli/analyze_cmd.py", "ctdrill/cli/spec_cmd.py",
-              "ctdrill/cli/gameday_cmd.py", "ctdrill/gameday/runner.py"]
+              "ctdrill/cli/gameday_cmd.py", "ctdrill/gameday/runner.py",
+              "ctdrill/cli/audit_cmd.py"]
 ALLOWED = ("ctdrill.api", "ctdrill.errors", "ctdrill.cli.common", "ctdrill.cli.live",
            "ctdrill.gameday.",
            "ctdrill.lab.topology", "ctdrill.report.safe", "ctdrill.report.markdown")
