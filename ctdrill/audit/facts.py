@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.telemetry.agent import parse_slabinfo
 
 READER = r"""
 import json, os
@@ -132,12 +133,13 @@ def _digits(value: Any) -> int | None:
 
 
 def parse_slab(line: str | None, slab_size: Any = None, error: str | None = None) -> Slab:
-    """`nf_conntrack ACTIVE NUM OBJSIZE ...` (the slabinfo 2.1 columns) -> Slab."""
+    """`nf_conntrack ACTIVE NUM OBJSIZE ...` -> Slab, by the telemetry agent's own
+    slabinfo parser (one definition of the columns for watch, reports and the audit)."""
     if line:
-        cols = line.split()
-        nums = [_digits(c) for c in cols[1:4]]
-        if len(cols) >= 4 and cols[0] == "nf_conntrack" and None not in nums:
-            return Slab(object_size=nums[2], active_objs=nums[0], num_objs=nums[1])
+        row = parse_slabinfo(line)
+        if row is not None:
+            return Slab(object_size=row["objsize"], active_objs=row["active_objs"],
+                        num_objs=row["num_objs"])
         error = f"unreadable slabinfo line: {_text(line)}"
     size = _digits(slab_size)
     return Slab(object_size=size, error=_text(error) if size is None else None)
