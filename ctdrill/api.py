@@ -1,4 +1,4 @@
-"""The public API: plan, run, revert, report, analyze and validate from Python.
+"""The public API: plan, run, revert, report, analyze, validate and audit from Python.
 
 A small surface over a large engine (ansible-runner's `run()` is the model): each
 function takes paths and plain options and returns one frozen result with `status`,
@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from ctdrill.errors import ExitCode, InvalidInput
 
 if TYPE_CHECKING:
+    from ctdrill.analysis.config import Config as AnalysisConfig
+    from ctdrill.analysis.data import OrderLog, Timeline
     from ctdrill.analysis.results import AnalysisResult as Analysis
+    from ctdrill.audit.model import HostAudit
     from ctdrill.engine.hostops import HostRevert
     from ctdrill.engine.plan import HostPlan
     from ctdrill.journal import Record
@@ -346,6 +349,8 @@ class AnalysisOptions:
     canary: str | None = None
     change_at: str | None = None
     """When the canary change landed: ISO 8601 or epoch seconds."""
+    episode_window_s: float = 60.0
+    """Cancel/replace: the windows before and after a pressure episode."""
 
     def check(self) -> None:
         if (self.canary is None) != (self.change_at is None):
@@ -354,21 +359,26 @@ class AnalysisOptions:
         if self.method not in ("nn", "cem"):
             raise InvalidInput(f"--match {self.method!r} is not a method", "use nn or cem")
         if self.reps < 20 or self.k < 1 or self.bins < 1 or self.tod_bins < 1 \
-                or self.block_s <= 0 or self.caliper <= 0 or self.qr_sample < 100:
+                or self.block_s <= 0 or self.caliper <= 0 or self.qr_sample < 100 \
+                or not 0 < self.episode_window_s < math.inf:
             raise InvalidInput("an option is out of range",
-                               "--reps >= 20, --k/--bins/--tod-bins >= 1, --block and "
-                               "--caliper > 0, --qr-sample >= 100")
+                               "--reps >= 20, --k/--bins/--tod-bins >= 1, --block, "
+                               "--caliper and --episode-window > 0, --qr-sample >= 100")
 
 
 def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path | str = "analysis",
             options: AnalysisOptions | None = None,
-            on_skipped: Callable[[Path, str], None] | None = None) -> AnalysisResult:
+            on_skipped: Callable[[Path, str], None] | None = None,
+            features: Path | str | None = None) -> AnalysisResult:
     """Attribute tail slippage in an execution log to conntrack pressure; writes
-    analysis.json, .md and .html to `out_dir`. A timeline may be a glob
-    (`runs/*/journal.jsonl`); `on_skipped(path, why)` hears of timeline files left out
-    (a journal without samples among several)."""
-    from dataclasses import asdict
+    analysis.json, .md and .html to `out_dir`, and with `features` the pressure each
+    order lived through (Parquet by a .parquet/.pq suffix, else CSV). A timeline may be
+    a glob (`runs/*/journal.jsonl`); `on_skipped(path, why)` hears of timeline files
+    left out (a journal without samples among several)."""
+    from dataclasses import asdict, replace
 
+    from ctdrill.analysis.export import features_format
+    from ctdrill.analysis.features import check_keys
     from ctdrill.analysis.loaders import load_orders, load_timeline
     from ctdrill.analysis.pipeline import Config
     from ctdrill.analysis.pipeline import analyze as run_analysis
@@ -378,10 +388,33 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
     knobs = {k: v for k, v in asdict(opts).items() if k != "change_at"}
     cfg = Config(**knobs, change_at=None if opts.change_at is None
                  else _epoch_seconds(opts.change_at))
+    if features is not None:
+        features_format(Path(features))  # refuse Parquet without pyarrow before the work
     orders = load_orders(Path(log))
+    if features is not None:
+        check_keys(orders)
     timeline = load_timeline(timeline_files(timelines), skipped=on_skipped)
     analysis = run_analysis(orders, timeline, cfg)
-    return AnalysisResult(analysis, write_analysis_reports(analysis, Path(out_dir)))
+    extra: dict[str, Path] = {}
+    if features is not None:
+        analysis = replace(analysis, features=_write_pressure_features(
+            orders, timeline, cfg, Path(features)))
+        extra["features"] = Path(features)
+    return AnalysisResult(analysis, {**write_analysis_reports(analysis, Path(out_dir)),
+                                     **extra})
+
+
+def _write_pressure_features(orders: OrderLog, timeline: Timeline, cfg: AnalysisConfig,
+                             path: Path) -> dict[str, Any]:
+    """The per-order pressure features written to `path`; returns what the report says
+    of them (path, format, rows, columns, where the regimes come from)."""
+    from ctdrill.analysis.export import write_features
+    from ctdrill.analysis.features import REGIME_SOURCE, pressure_features
+
+    frame = pressure_features(orders, timeline, cfg)
+    fmt = write_features(frame, path)
+    return {"path": str(path), "format": fmt, "rows": len(frame),
+            "columns": [str(c) for c in frame.columns], "regimes": REGIME_SOURCE}
 
 
 def timeline_files(values: Sequence[Path | str]) -> list[Path]:
@@ -426,6 +459,56 @@ def write_analysis_reports(analysis: Analysis, out: Path) -> dict[str, Path]:
         raise InvalidInput(f"cannot write reports to {out}: {exc.strerror}",
                            "pass a writable directory with --out") from exc
     return paths
+
+
+# ---------------------------------------------------------------- audit
+
+
+@dataclass(frozen=True)
+class AuditResult:
+    """Each host's conntrack hygiene, read without changing anything: findings ranked by
+    the headroom they would win, each with a drill spec that proves its fix."""
+
+    hosts: tuple[HostAudit, ...]
+    paths: Mapping[str, Path] = field(default_factory=dict)
+
+    @property
+    def unreachable(self) -> tuple[str, ...]:
+        """Hosts that could not be read (their error is in `hosts`)."""
+        return tuple(h.host for h in self.hosts if h.error)
+
+    @property
+    def status(self) -> str:
+        if self.unreachable:
+            return "incomplete"
+        return "findings" if any(h.findings for h in self.hosts) else "clean"
+
+    @property
+    def rc(self) -> ExitCode:
+        return ExitCode.ENVIRONMENT if self.unreachable else ExitCode.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "hosts": [h.to_json() for h in self.hosts],
+                "files": {k: str(v) for k, v in self.paths.items()}}
+
+
+def audit(inventory: Path | str | None = None, hosts: str | None = None, *,
+          out_dir: Path | str | None = None, progress: Progress | None = None) -> AuditResult:
+    """Audit each host's conntrack table read-only over its connector (default hosts: the
+    `gateways` group, else all; default inventory: the default lab's). With `out_dir`,
+    writes audit.json, audit.md and the generated drill specs there. A host that cannot
+    be read is reported in the result (status "incomplete", rc 5), the others still are."""
+    from ctdrill.audit.run import audit_hosts, check_out, write_outputs
+    from ctdrill.lab.manager import default_inventory
+
+    if out_dir is not None:
+        check_out(Path(out_dir))
+    where = Path(inventory) if inventory is not None else default_inventory()
+    audits = audit_hosts(where, hosts, progress=progress or _quiet)
+    if out_dir is None:
+        return AuditResult(audits)
+    written, paths = write_outputs(audits, Path(out_dir))
+    return AuditResult(written, paths)
 
 
 # ---------------------------------------------------------------- validate

@@ -4,6 +4,7 @@ and every estimator sees the same units (epoch seconds, bps, host codes)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +15,10 @@ I64 = NDArray[np.int64]
 # The IS decomposition: top-level parts and the split of the conntrack term.
 TOP_PARTS = ("impact_bps", "timing_bps", "routing_bps", "conntrack_bps")
 CT_PARTS = ("drop_gap_bps", "state_skew_bps", "burst_recovery_bps")
+# Execution outcomes (docs/ANALYSIS.md "Execution outcomes"): what the log may carry, as the
+# loader derives them. Markouts are every `markout_<horizon>_bps` column.
+PASSIVE_FILL = "passive_fill_ratio"
+CANCEL_REPLACE = "cancel_replace_per_min"
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,13 @@ class OrderLog:
     volatility: F64
     participation: F64
     parts: dict[str, F64] = field(default_factory=dict)
+    outcomes: dict[str, F64] = field(default_factory=dict)
+    """Execution outcomes by name (PASSIVE_FILL, CANCEL_REPLACE, markout_*_bps); NaN
+    where an order has no value (e.g. no fill, so no passive fill ratio)."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Outcome sections the log cannot feed -> the column that is missing."""
+    order_id: NDArray[Any] | None = None
+    """The log's own order ids, as read (the features file's key)."""
 
     def __len__(self) -> int:
         return int(self.host.size)
@@ -39,7 +51,9 @@ class OrderLog:
         return OrderLog(self.source, self.hosts, self.host[mask], self.start[mask],
                         self.end[mask], self.is_bps[mask], self.spread_bps[mask],
                         self.volatility[mask], self.participation[mask],
-                        {k: v[mask] for k, v in self.parts.items()})
+                        {k: v[mask] for k, v in self.parts.items()},
+                        {k: v[mask] for k, v in self.outcomes.items()}, self.skipped,
+                        None if self.order_id is None else self.order_id[mask])
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,8 @@ class Timeline:
     ctr: F64
     nfd_per_s: F64
     step: bool = False
+    regime: NDArray[np.int8] | None = None
+    """For watch transitions: the level (0 healthy .. 3 safe contain) each row enters."""
 
     def __len__(self) -> int:
         return int(self.t.size)

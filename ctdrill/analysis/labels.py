@@ -12,7 +12,7 @@ flags and two searchsorted calls per host, O((N + M) log M) for N orders, M samp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -31,10 +31,68 @@ class Labels:
     label: NDArray[np.int8]
     exposure: F64
     shared_hosts: tuple[str, ...]
+    slices: dict[str, HostSlice] = field(default_factory=dict)
+    """Per shared host, its orders and timeline rows (`host_slices`), for reuse."""
 
     def counts(self) -> dict[str, int]:
         names = {UNOBSERVED: "unobserved", LOW: "low", HIGH: "high", MID: "mid"}
         return {name: int((self.label == code).sum()) for code, name in names.items()}
+
+
+@dataclass(frozen=True)
+class HostSlice:
+    """One host with orders in the log and samples in the timeline: its orders' indices,
+    its timeline rows lo:hi, and the pad that lets a short order see its nearest sample
+    (half the median sample interval; 0 for a step timeline, whose state holds)."""
+
+    orders: I64
+    lo: int
+    hi: int
+    pad: float
+
+
+def host_slices(orders: OrderLog, timeline: Timeline) -> dict[str, HostSlice]:
+    """Per host name shared by both inputs (with samples), in the log's host order."""
+    tl_index = {h: i for i, h in enumerate(timeline.hosts)}
+    by_host = np.argsort(orders.host, kind="stable")
+    bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
+    out: dict[str, HostSlice] = {}
+    for code, name in enumerate(orders.hosts):
+        j = tl_index.get(name)
+        if j is None:
+            continue
+        lo, hi = int(timeline.offsets[j]), int(timeline.offsets[j + 1])
+        if hi == lo:
+            continue
+        pad = 0.0
+        if not timeline.step:
+            step = nearest_rank(np.diff(timeline.t[lo:hi]).tolist(), 0.5) if hi - lo > 1 \
+                else None
+            pad = 0.5 * step if step is not None else 0.5
+        out[name] = HostSlice(by_host[bounds[code]:bounds[code + 1]], lo, hi, pad)
+    return out
+
+
+def rows_seen(timeline: Timeline, hs: HostSlice, a: F64, b: F64) -> tuple[I64, I64]:
+    """Timeline rows first:last that the windows [a, b] see: the samples inside, or, for
+    a step timeline, the state in force at a (the first row's before it) and every change
+    up to b."""
+    t = timeline.t[hs.lo:hs.hi]
+    if timeline.step:
+        first = np.maximum(np.searchsorted(t, a, side="right") - 1, 0)
+    else:
+        first = np.searchsorted(t, a, side="left")
+    return first + hs.lo, np.searchsorted(t, b, side="right") + hs.lo
+
+
+def high_samples(timeline: Timeline, ctr_high: float, nfd_min: float = 0.0) -> NDArray[np.bool_]:
+    """The drills' high-pressure rule per sample: CTR at or over ctr_high, or drops."""
+    return np.asarray((timeline.ctr >= ctr_high) | (timeline.nfd_per_s > nfd_min))
+
+
+def prefix(flags: NDArray[np.bool_]) -> I64:
+    """Prefix sums with a leading 0: flags in rows first:last = p[last] - p[first]."""
+    return np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
 
 
 def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
@@ -43,33 +101,14 @@ def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
     n = len(orders)
     label = np.full(n, UNOBSERVED, dtype=np.int8)
     exposure = np.zeros(n, dtype=np.float64)
-    high_flag = (timeline.ctr >= ctr_high) | (timeline.nfd_per_s > nfd_min)
-    not_low = high_flag | (timeline.ctr >= ctr_low)
-    hi_cum = np.concatenate([[0], np.cumsum(high_flag, dtype=np.int64)])
-    nl_cum = np.concatenate([[0], np.cumsum(not_low, dtype=np.int64)])
-    tl_index = {h: i for i, h in enumerate(timeline.hosts)}
-    by_host = np.argsort(orders.host, kind="stable")
-    bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
-    shared = []
-    for code, name in enumerate(orders.hosts):
-        j = tl_index.get(name)
-        if j is None:
-            continue
-        lo_off, hi_off = int(timeline.offsets[j]), int(timeline.offsets[j + 1])
-        if hi_off - lo_off == 0:
-            continue
-        shared.append(name)
-        idx: I64 = by_host[bounds[code]:bounds[code + 1]]
-        t = timeline.t[lo_off:hi_off]
-        if timeline.step:
-            first = np.maximum(np.searchsorted(t, orders.start[idx], side="right") - 1, 0)
-            first += lo_off
-            last = np.searchsorted(t, orders.end[idx], side="right") + lo_off
-        else:
-            step = nearest_rank(np.diff(t).tolist(), 0.5) if t.size > 1 else None
-            pad = 0.5 * step if step is not None else 0.5
-            first = np.searchsorted(t, orders.start[idx] - pad, side="left") + lo_off
-            last = np.searchsorted(t, orders.end[idx] + pad, side="right") + lo_off
+    high_flag = high_samples(timeline, ctr_high, nfd_min)
+    hi_cum = prefix(high_flag)
+    nl_cum = prefix(high_flag | (timeline.ctr >= ctr_low))
+    slices = host_slices(orders, timeline)
+    for hs in slices.values():
+        idx = hs.orders
+        first, last = rows_seen(timeline, hs, orders.start[idx] - hs.pad,
+                                orders.end[idx] + hs.pad)
         seen = last - first
         highs = hi_cum[last] - hi_cum[first]
         not_lows = nl_cum[last] - nl_cum[first]
@@ -79,4 +118,24 @@ def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
         lab[seen == 0] = UNOBSERVED
         label[idx] = lab
         exposure[idx] = np.divide(highs, seen, out=np.zeros(idx.size), where=seen > 0)
-    return Labels(label, exposure, tuple(shared))
+    return Labels(label, exposure, tuple(slices), slices)
+
+
+def episode_windows(orders: OrderLog, timeline: Timeline, labels: Labels, ctr_high: float,
+                    window_s: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which orders traded just before and just after a pressure episode (a run of high
+    samples) on their host: a high sample within `window_s` after the order's window
+    (before), or within `window_s` before it (after). Orders that met the episode itself
+    are *during* (label HIGH), unobserved ones neither; an order between two close
+    episodes is both before and after."""
+    n = len(orders)
+    before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    hi_cum = prefix(high_samples(timeline, ctr_high))
+    for hs in (labels.slices or host_slices(orders, timeline)).values():
+        start, end = orders.start[hs.orders], orders.end[hs.orders]
+        first, last = rows_seen(timeline, hs, end + hs.pad, end + hs.pad + window_s)
+        before[hs.orders] = hi_cum[last] > hi_cum[first]
+        first, last = rows_seen(timeline, hs, start - hs.pad - window_s, start - hs.pad)
+        after[hs.orders] = hi_cum[last] > hi_cum[first]
+    outside = (labels.label == LOW) | (labels.label == MID)
+    return before & outside, after & outside

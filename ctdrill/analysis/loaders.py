@@ -5,6 +5,7 @@ validated into the canonical arrays of `data`, with one clear error per problem.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +14,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ctdrill.analysis.data import CT_PARTS, F64, I64, TOP_PARTS, OrderLog, Timeline
+from ctdrill.analysis.data import (
+    CANCEL_REPLACE,
+    CT_PARTS,
+    F64,
+    I64,
+    PASSIVE_FILL,
+    TOP_PARTS,
+    OrderLog,
+    Timeline,
+)
 from ctdrill.analysis.timeparse import to_epoch_seconds
 from ctdrill.errors import InvalidInput
 from ctdrill.journal.reader import read_records
 from ctdrill.journal.records import InvalidRecord, SamplesRecord
+from ctdrill.regime.states import Regime
 
 ORDER_COLUMNS = ("order_id", "host", "start", "end", "is_bps", "spread_bps", "volatility",
                  "participation")
@@ -44,6 +55,7 @@ REGIME_PRESSURE = {
     "CT_SAFE_CONTAIN": {"ctr": 1.0, "nfd_per_s": 1.0},
 }
 JSONL = (".jsonl", ".ndjson", ".json")
+MARKOUT = re.compile(r"^markout(_[a-z0-9.]+)?_bps$")  # markout_5s_bps, markout_bps
 
 
 def read_table(path: Path, what: str) -> Any:
@@ -126,9 +138,73 @@ def orders_from_frame(df: Any, source: str) -> OrderLog:
     if "conntrack_bps" not in parts and all(c in parts for c in CT_PARTS):
         parts["conntrack_bps"] = parts["drop_gap_bps"] + parts["state_skew_bps"] \
             + parts["burst_recovery_bps"]
+    outcomes, skipped = _outcomes(df, source, end - start)
     return OrderLog(source, hosts, host, start, end, _numeric(df, "is_bps", source),
                     _numeric(df, "spread_bps", source), _numeric(df, "volatility", source),
-                    _numeric(df, "participation", source), parts)
+                    _numeric(df, "participation", source), parts, outcomes, skipped,
+                    df["order_id"].to_numpy())
+
+
+def _optional(df: Any, column: str, source: str, lo: float = -np.inf,
+              hi: float = np.inf) -> F64:
+    """An outcome column: numbers in [lo, hi], an empty cell meaning "no value for this
+    order" (NaN, left out of that outcome); text or an out-of-range number is an error
+    naming the row."""
+    col = df[column]
+    values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = np.isnan(values) & col.notna().to_numpy()
+    bad |= np.isinf(values) | (values < lo) | (values > hi)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        span = (f" in {lo:g}..{hi:g}" if np.isfinite(hi)
+                else f" >= {lo:g}" if np.isfinite(lo) else "")
+        raise InvalidInput(f"{source}: column '{column}' row {i + 1} is not a number{span}: "
+                           f"{str(col.iloc[i])[:40]!r}",
+                           "fix the row, or leave the cell empty (no value for that order)")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _passive_fill(df: Any, source: str) -> F64 | str:
+    """passive_fill_ratio, or passive_filled_qty / filled_qty; else what is missing."""
+    if "passive_fill_ratio" in df.columns:
+        return _optional(df, "passive_fill_ratio", source, 0.0, 1.0)
+    pair = ("passive_filled_qty", "filled_qty")
+    missing = [c for c in pair if c not in df.columns]
+    if len(missing) == 2:
+        return "no column passive_fill_ratio (nor passive_filled_qty and filled_qty)"
+    if missing:
+        return f"no column {missing[0]} (the ratio is passive_filled_qty / filled_qty)"
+    passive, filled = (_optional(df, c, source, 0.0) for c in pair)
+    over = passive > filled
+    if over.any():
+        i = int(np.flatnonzero(over)[0])
+        raise InvalidInput(f"{source}: row {i + 1} has passive_filled_qty above filled_qty",
+                           "the passive fills are part of the order's fills")
+    return np.divide(passive, filled, out=np.full_like(filled, np.nan), where=filled > 0)
+
+
+def _outcomes(df: Any, source: str, life_s: F64) -> tuple[dict[str, F64], dict[str, str]]:
+    """The execution outcomes the log has (docs/ANALYSIS.md), and for each section it
+    cannot feed, the column that is missing."""
+    out: dict[str, F64] = {}
+    skipped: dict[str, str] = {}
+    fill = _passive_fill(df, source)
+    if isinstance(fill, str):
+        skipped["passive_fill"] = fill
+    else:
+        out[PASSIVE_FILL] = fill
+    counts = [_optional(df, c, source, 0.0) for c in ("cancels", "replaces") if c in df.columns]
+    if counts:
+        total = np.sum(counts, axis=0) * 60  # per minute of the order's life; none at 0 s
+        out[CANCEL_REPLACE] = np.divide(total, life_s, out=np.full_like(total, np.nan),
+                                        where=life_s > 0)
+    else:
+        skipped["cancel_replace"] = "no column cancels or replaces"
+    markouts = sorted(str(c) for c in df.columns if MARKOUT.match(str(c)))
+    out.update({c: _optional(df, c, source) for c in markouts})
+    if not markouts:
+        skipped["markout"] = "no column markout_<horizon>_bps (e.g. markout_5s_bps)"
+    return out, skipped
 
 
 def load_orders(path: Path) -> OrderLog:
@@ -168,7 +244,10 @@ def timeline_from_frame(df: Any, source: str) -> Timeline:
         delta[first | (delta < 0)] = 0.0
         nfd = np.divide(delta, dt, out=np.zeros_like(delta), where=dt > 0)
     offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
-    return Timeline(source, hosts, offsets, t, ctr, nfd)
+    regime = None
+    if "_regime" in df.columns:  # watch transitions: the regime each row enters
+        regime = df["_regime"].to_numpy(dtype=np.int8)[order]
+    return Timeline(source, hosts, offsets, t, ctr, nfd, regime=regime)
 
 
 def _sort_order(host: I64, t: F64) -> I64:
@@ -242,8 +321,9 @@ def _json_rows(path: Path) -> tuple[list[dict[str, Any]], bool]:
             # watch: the regime holds until the next transition; the machine starts healthy
             seen_up.add(rec.get("host"))
             state = rec.get("to_state", "CT_HEALTHY")
+            known = state if state in REGIME_PRESSURE else "CT_PRESSURED"
             rows.append({"host": rec.get("host"), "t": rec.get("t"), "_step": True,
-                         **REGIME_PRESSURE.get(state, REGIME_PRESSURE["CT_PRESSURED"])})
+                         "_regime": Regime(known).level, **REGIME_PRESSURE[known]})
         elif "event" in rec:
             continue
         elif "metrics" in rec:  # observe --json
@@ -291,9 +371,12 @@ def merge_timelines(parts: Sequence[Timeline], source: str) -> Timeline:
     order = _sort_order(host, t)
     host = host[order]
     offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
+    regimes = [p.regime for p in parts if p.regime is not None]
+    regime = np.concatenate(regimes)[order] if len(regimes) == len(parts) else None
     return Timeline(source, hosts, offsets, t[order],
                     np.concatenate([p.ctr for p in parts])[order],
-                    np.concatenate([p.nfd_per_s for p in parts])[order], step=parts[0].step)
+                    np.concatenate([p.nfd_per_s for p in parts])[order], step=parts[0].step,
+                    regime=regime)
 
 
 def load_timeline(paths: Sequence[Path],

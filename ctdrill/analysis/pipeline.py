@@ -6,13 +6,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ctdrill.analysis import canary as canary_mod
+from ctdrill.analysis import outcomes as outcomes_mod
 from ctdrill.analysis.bootstrap import (
     Clusters,
     block_clusters,
@@ -21,6 +22,7 @@ from ctdrill.analysis.bootstrap import (
     percentile_ci,
     replicate_weights,
 )
+from ctdrill.analysis.config import Config as Config  # re-exported: the public name
 from ctdrill.analysis.data import CT_PARTS, F64, TOP_PARTS, OrderLog, Timeline
 from ctdrill.analysis.estimate import (
     Fit,
@@ -34,33 +36,18 @@ from ctdrill.analysis.estimate import (
 )
 from ctdrill.analysis.labels import HIGH, LOW, Labels, label_orders
 from ctdrill.analysis.matching import Matching, Pairs, hour_of_day, match
-from ctdrill.analysis.results import AnalysisResult, CanaryResult, Estimate, Part
+from ctdrill.analysis.results import (
+    AnalysisResult,
+    CanaryResult,
+    Estimate,
+    OutcomesResult,
+    Part,
+)
 from ctdrill.errors import InvalidInput
 from ctdrill.metrics.quantile import weighted_nearest_rank
 
 TAIL_GRID = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 TAIL_QS = (0.95, 0.99)  # the CDT's quantiles
-
-
-@dataclass(frozen=True)
-class Config:
-    ctr_high: float = 0.9
-    ctr_low: float = 0.7
-    method: str = "nn"  # nn (nearest neighbours) or cem (coarsened exact matching)
-    k: int = 3  # nn: neighbours per high order
-    caliper: float = 1.0  # nn: farthest neighbour that counts, standardized units
-    bins: int = 5  # cem: quantile bins per covariate (spread, volatility, participation)
-    tod_bins: int = 6  # cem: time-of-day bins (6 = 4-hour blocks)
-    reps: int = 200  # bootstrap replicates
-    seed: int = 7
-    block_s: float = 900.0  # bootstrap cluster: host x this many seconds
-    level: float = 0.95
-    qr_sample: int = 100_000  # QuantReg rows at most (stratified subsample beyond)
-    canary: str | None = None  # comma-separated hosts or globs
-    change_at: float | None = None  # epoch seconds
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _span(a: F64) -> list[float]:
@@ -257,6 +244,13 @@ def _tail_curve(s: _Sample, m: Matching, tails: _Tails) -> dict[str, list[float]
             "low": [v or 0.0 for v in grid_lo]}
 
 
+def _outcomes(orders: OrderLog, timeline: Timeline, s: _Sample, m: Matching, mf: _Means,
+              cfg: Config) -> OutcomesResult:
+    """Fill ratio, cancel/replace and markouts, on the CDT's matched sample."""
+    return outcomes_mod.estimate(orders, timeline, s.labels, outcomes_mod.CdtMatch(
+        s.sub, s.treated, m.weight, mf.x, mf.clusters, mf.rep_w), cfg)
+
+
 def _inputs(orders: OrderLog, timeline: Timeline, s: _Sample,
             parts: list[tuple[str, str | None]]) -> dict[str, object]:
     return {"log": orders.source, "orders": len(orders), "hosts": len(orders.hosts),
@@ -287,6 +281,8 @@ def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> Ana
     matched = _matched(s, m, mf, tails, cfg)
     with _timed(clock, "quantreg"):
         quantreg, rows = _quantreg(s, m.weight, mf, n_hosts, cfg)
+    with _timed(clock, "outcomes"):
+        outcomes = _outcomes(orders, timeline, s, m, mf, cfg)
     canary_result = None
     if chosen is not None and period is not None:
         with _timed(clock, "canary"):
@@ -299,7 +295,7 @@ def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> Ana
         quantreg_rows=rows, parts=_decomposition(m.weight, mf, cfg),
         tail_curve=_tail_curve(s, m, tails), verdict=_verdict(cdt, matched["mean"]),
         attributable=bool(cdt.excludes_zero and (cdt.value or 0) > 0),
-        canary=canary_result, timings_s=clock)
+        canary=canary_result, timings_s=clock, outcomes=outcomes)
 
 
 def _verdict(cdt: Estimate, mean: Estimate) -> str:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import time
 
-from ctdrill.analysis.results import AnalysisResult, Estimate
+from ctdrill.analysis.results import AnalysisResult, Estimate, Outcome
 from ctdrill.report.safe import html_text
 from ctdrill.report.svg import Interval, Line, interval_chart, xy_chart
 
 PALETTE = ("#c0392b", "#2471a3", "#7d8c8d", "#b9770e", "#1e8449", "#6c3483")
 
+Table = tuple[str, list[str], list[list[str]]]
+OUTCOME_LABELS = {"passive_fill_ratio": "passive fill ratio",
+                  "cancel_replace_per_min": "cancel/replace per min"}
+SECTION_NAMES = {"passive_fill": "passive fill ratio", "cancel_replace": "cancel/replace",
+                 "markout": "markout"}
 LABELS = {"mean": "mean IS", "cdt_p95": "p95 IS (CDT p95)", "cdt_p99": "p99 IS (CDT p99)"}
 QR_KEYS = {"mean": None, "cdt_p95": "p95", "cdt_p99": "p99"}
 
@@ -21,6 +26,10 @@ def _iso(t: float) -> str:
 
 def _num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:+.2f}"
+
+
+def _plain(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.3g}"
 
 
 def _ci(e: Estimate) -> str:
@@ -35,10 +44,10 @@ def _span(span: list[float]) -> str:
     return f"{_iso(span[0])} .. {_iso(span[1])}" if len(span) == 2 else "n/a"
 
 
-def tables(r: AnalysisResult) -> list[tuple[str, list[str], list[list[str]]]]:
+def tables(r: AnalysisResult) -> list[Table]:
     """Every table of the report as (title, header, rows): one source for MD and HTML."""
     inp = r.inputs
-    out: list[tuple[str, list[str], list[list[str]]]] = [
+    out: list[Table] = [
         ("Inputs", ["", "value"], [
             ["execution log", f"{inp['log']} ({inp['orders']:,} orders, {inp['hosts']} hosts)"],
             ["log span", _span(inp["log_span"])],
@@ -47,6 +56,8 @@ def tables(r: AnalysisResult) -> list[tuple[str, list[str], list[list[str]]]]:
             ["timeline span", _span(inp["timeline_span"])],
             ["hosts in both", str(inp["shared_hosts"])],
             ["pressure labels", ", ".join(f"{k} {v:,}" for k, v in r.labels.items())],
+            *([["pressure features", f"{r.features['path']} ({r.features['rows']:,} orders, "
+                                     f"{r.features['format']})"]] if r.features else []),
         ]),
         ("Incremental shortfall of high-pressure orders (bps, 95% CI)",
          ["metric", "naive high - low", "matched, host FE", "QuantReg host FE"],
@@ -73,6 +84,34 @@ def tables(r: AnalysisResult) -> list[tuple[str, list[str], list[list[str]]]]:
                      for cell, v in c.cells.items()]))
         out.append(("Canary difference in differences (bps, 95% CI)", ["metric", "DiD"],
                     [[k, _ci(v)] for k, v in c.did.items()]))
+    return out + _outcome_tables(r)
+
+
+def outcome_label(o: Outcome) -> str:
+    return f"{OUTCOME_LABELS.get(o.name, o.name)}, {o.comparison}"
+
+
+def _outcome_tables(r: AnalysisResult) -> list[Table]:
+    """Execution outcomes (matched like the CDT) and the sections the log could not feed."""
+    oc = r.outcomes
+    if oc is None:
+        return []
+    out: list[Table] = []
+    if oc.outcomes:
+        title = "Execution outcomes under pressure (matched, host FE, 95% CI)"
+        if oc.orders:
+            title += (f"; episode windows {oc.window_s:g} s: "
+                      + ", ".join(f"{k} {v:,}" for k, v in oc.orders.items()) + " orders")
+        out.append((title, ["outcome", "compared", "orders", "pressured", "matched stand-ins",
+                            "naive gap", "matched gap"],
+                    [[OUTCOME_LABELS.get(o.name, o.name), o.comparison,
+                      f"{o.n_high:,} / {o.n_low:,}", _plain(o.high), _plain(o.low),
+                      _num(o.naive), _ci(o.estimate) + (f" ({o.note})" if o.note else "")]
+                     for o in oc.outcomes]))
+    if oc.skipped:
+        out.append(("Execution outcomes skipped (the log lacks the column)",
+                    ["section", "missing"],
+                    [[SECTION_NAMES.get(k, k), v] for k, v in oc.skipped.items()]))
     return out
 
 
@@ -153,6 +192,21 @@ def _charts(r: AnalysisResult) -> list[str]:
                                  title="Covariate balance (standardized mean difference)"))
     if r.canary is not None:
         charts.append(_canary_chart(r))
+    return charts + _outcome_charts(r)
+
+
+def _outcome_charts(r: AnalysisResult) -> list[str]:
+    """One forest plot per unit (ratio, per min, bps): the matched gaps and their CIs."""
+    if r.outcomes is None:
+        return []
+    charts = []
+    for unit in dict.fromkeys(o.unit for o in r.outcomes.outcomes):
+        rows = [Interval(f"{o.name}-{o.comparison}", outcome_label(o), o.estimate.value,
+                         o.estimate.lo, o.estimate.hi, PALETTE[i % len(PALETTE)])
+                for i, o in enumerate(r.outcomes.outcomes) if o.unit == unit]
+        charts.append(interval_chart(
+            key=f"outcomes-{unit.replace(' ', '-')}", unit=unit, rows=rows,
+            title=f"Execution outcomes: pressured minus matched calm ({unit}, 95% CI)"))
     return charts
 
 

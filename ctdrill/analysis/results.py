@@ -60,6 +60,44 @@ class CanaryResult:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """One execution outcome compared between pressured orders and their matched calm
+    stand-ins: the two weighted means, the naive gap and the host-FE matched difference."""
+
+    name: str  # passive_fill_ratio, cancel_replace_per_min, markout_<h>_bps
+    comparison: str  # "high vs low", or "before"/"during"/"after" (an episode) "vs calm"
+    unit: str
+    high: float | None  # weighted mean of the matched pressured orders
+    low: float | None  # weighted mean of their matched stand-ins
+    naive: float | None  # all pressured minus all compared calm orders, unweighted
+    estimate: Estimate  # host-FE WLS on the matched orders, cluster bootstrap CI
+    n_high: int  # matched pressured orders with a value
+    n_low: int  # matched stand-ins with a value
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "comparison": self.comparison, "unit": self.unit,
+                "high": self.high, "low": self.low, "naive": self.naive,
+                "n_high": self.n_high, "n_low": self.n_low, "note": self.note,
+                **self.estimate.to_json()}
+
+
+@dataclass(frozen=True)
+class OutcomesResult:
+    """The execution-outcome sections the log could feed, and why the others were
+    skipped (section -> the missing column)."""
+
+    outcomes: tuple[Outcome, ...]
+    skipped: dict[str, str]
+    window_s: float  # before/after an episode, for cancel/replace
+    orders: dict[str, int]  # orders before, during and after episodes, and calm ones
+
+    def to_json(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "orders": self.orders,
+                "results": [o.to_json() for o in self.outcomes], "skipped": self.skipped}
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     inputs: dict[str, Any]
     config: dict[str, Any]
@@ -75,6 +113,8 @@ class AnalysisResult:
     attributable: bool
     canary: CanaryResult | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    outcomes: OutcomesResult | None = None
+    features: dict[str, Any] | None = None  # the --features file: path, rows, columns
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,5 +127,7 @@ class AnalysisResult:
             "tail_curve": self.tail_curve, "verdict": self.verdict,
             "attributable": self.attributable,
             "canary": self.canary.to_json() if self.canary else None,
+            "outcomes": self.outcomes.to_json() if self.outcomes else None,
+            "features": self.features,
             "timings_s": self.timings_s,
         }

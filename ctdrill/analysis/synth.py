@@ -2,7 +2,12 @@
 
 For the validation tests and the benchmark: the generator knows each order's shortfall
 without the conntrack term (y0), so the true effects on high-pressure orders are exact,
-not estimated. Market volatility follows a slow AR(1) with a time-of-day shape; it drives
+not estimated. The same holds for the execution outcomes (passive fill ratio,
+cancel/replace counts before/during/after episodes, 1 s and 10 s markouts): each is drawn
+without pressure and with the injected effect added, from a generator of its own, so
+adding them left every other column as it was.
+
+Market volatility follows a slow AR(1) with a time-of-day shape; it drives
 spread and the timing cost, and, with `confound` > 0, also the rate of pressure episodes
 (busy markets fill the table), which biases a naive high-vs-low comparison.
 Exposure is computed here independently of `labels` (on the integer-second grid).
@@ -40,6 +45,10 @@ class SynthSpec:
     canary_hosts: int = 0  # the first hosts form the canary pool
     change_frac: float = 0.5  # the change lands at this fraction of the span
     canary_removes: float = 1.0  # share of the conntrack term the change removes on canary
+    episode_window_s: float = 60.0  # cancel/replace: the windows before and after episodes
+    fill_effect: float = -0.08  # passive fill ratio change on exposed orders (on average)
+    cr_effects_per_min: tuple[float, float, float] = (1.0, 3.0, 2.0)  # before/during/after
+    markout_effects_bps: tuple[float, float] = (1.0, 2.5)  # markout_1s_bps, markout_10s_bps
 
 
 @dataclass(frozen=True)
@@ -179,6 +188,60 @@ def _truth(spec: SynthSpec, o: _Orders, c: dict[str, F64], ct: F64, is_bps: F64,
     return truth
 
 
+def _windows(spec: SynthSpec, o: _Orders, in_ep: Bool2D) -> tuple[NDArray[np.bool_], ...]:
+    """Orders (not exposed) with an episode second within the window after their own
+    window (before an episode) or before it (after one), on the 1 Hz grid, computed here
+    independently of `labels` (same float order of operations as its windows)."""
+    h, s, w = spec.hosts, spec.span_s, spec.episode_window_s
+    ep_cum = np.concatenate([np.zeros((h, 1), dtype=np.int64), np.cumsum(in_ep, axis=1)],
+                            axis=1)
+
+    def any_in(a: F64, b: F64) -> NDArray[np.bool_]:
+        lo = np.clip(np.ceil(a - T0), 0, s).astype(np.int64)
+        hi = np.clip(np.floor(b - T0), -1, s - 1).astype(np.int64)
+        return np.asarray(ep_cum[o.host, hi + 1] - ep_cum[o.host, lo] > 0)
+
+    before = any_in(o.end + 0.5, o.end + 0.5 + w) & ~o.exposed
+    after = any_in(o.start - 0.5 - w, o.start - 0.5) & ~o.exposed
+    return before, after
+
+
+def _outcome_columns(spec: SynthSpec, o: _Orders,
+                     in_ep: Bool2D) -> tuple[dict[str, F64], dict[str, float]]:
+    """Execution outcomes with their injected effects, and the exact truth on the orders
+    each effect applies to (those with a value)."""
+    rng = np.random.default_rng((spec.seed, 15))
+    n, exposed = spec.orders, o.exposed
+    unfilled = rng.random(n) < 0.03  # no fill: no passive fill ratio, no markout
+    lin = 0.6 - 1.5 * (o.vol - 0.8) - 6 * (o.part - 0.135) + 0.6 * rng.normal(size=n)
+    ratio0 = 0.15 + 0.7 / (1 + np.exp(-lin))
+    ratio = np.clip(ratio0 + np.where(exposed, spec.fill_effect * rng.uniform(0.5, 1.5, n),
+                                      0.0), 0, 1)
+    before, after = _windows(spec, o, in_ep)
+    life = o.end - o.start
+    base = rng.poisson((2.0 + 2.5 * o.vol + 12 * o.part) * life / 60)
+    b, d, a = spec.cr_effects_per_min
+    extra = rng.poisson((b * before + d * exposed + a * after) * life / 60)
+    cancels = rng.binomial(base + extra, 0.4)
+    cols = {"passive_fill_ratio": np.where(unfilled, np.nan, ratio),
+            "cancels": cancels.astype(np.float64),
+            "replaces": (base + extra - cancels).astype(np.float64)}
+    filled = exposed & ~unfilled
+    truth = {"passive_fill_ratio": float((ratio - ratio0)[filled].mean())}
+    extra_rate = extra / life * 60  # life > 0: a lognormal draw
+    for name, flag in (("before", before), ("during", exposed), ("after", after)):
+        truth[f"cancel_replace_{name}"] = float(extra_rate[flag].mean())
+    for (name, spread_k, vol_k), eff in zip((("markout_1s_bps", 0.3, 1.0),
+                                             ("markout_10s_bps", 0.5, 3.0)),
+                                            spec.markout_effects_bps, strict=True):
+        hit = exposed & (rng.random(n) < 0.5)
+        injected = np.where(hit, 2 * eff * rng.exponential(1.0, n), 0.0)
+        y0 = spread_k * o.spread + vol_k * o.vol * rng.standard_t(4, n)
+        cols[name] = np.where(unfilled, np.nan, y0 + injected)
+        truth[name] = float(injected[filled].mean())
+    return cols, truth
+
+
 def generate(spec: SynthSpec) -> SynthData:
     """The execution log, the pressure timeline and the exact truth, from one seed."""
     rng = np.random.default_rng(spec.seed)
@@ -196,5 +259,7 @@ def generate(spec: SynthSpec) -> SynthData:
         "start": o.start, "end": o.end, "is_bps": is_bps, "spread_bps": o.spread,
         "volatility": o.vol, "participation": o.part, **c,
     })
-    return SynthData(orders, timeline, o.exposed, _truth(spec, o, c, ct, is_bps, change_at),
-                     change_at)
+    extra, truth_outcomes = _outcome_columns(spec, o, in_ep)
+    orders = orders.assign(**extra)
+    truth = {**_truth(spec, o, c, ct, is_bps, change_at), **truth_outcomes}
+    return SynthData(orders, timeline, o.exposed, truth, change_at)

@@ -59,13 +59,19 @@ def analyze(
     block: float = typer.Option(900.0, "--block", help="Bootstrap cluster length (s)."),
     qr_sample: int = typer.Option(100_000, "--qr-sample",
                                   help="Max orders for quantile regressions."),
+    episode_window: float = typer.Option(60.0, "--episode-window",
+                                         help="Cancel/replace: seconds before and after "
+                                              "a pressure episode."),
+    features: Path | None = typer.Option(None, "--features",
+                                         help="Write per-order pressure features here "
+                                              "(Parquet by .parquet suffix, else CSV)."),
 ) -> None:
     """Attribute tail implementation shortfall to conntrack pressure (matched, host FE)."""
     options = api.AnalysisOptions(
         ctr_high=ctr_high, ctr_low=ctr_low, method=method, k=k, caliper=caliper, bins=bins,
         tod_bins=tod_bins, reps=reps, seed=seed, block_s=block, qr_sample=qr_sample,
-        canary=canary, change_at=change_at)
-    result = api.analyze(log, timeline, out_dir=out, options=options,
+        canary=canary, change_at=change_at, episode_window_s=episode_window)
+    result = api.analyze(log, timeline, out_dir=out, options=options, features=features,
                          on_skipped=lambda path, why: err_console.print(
                              f"note: {path}: {why}, skipped", highlight=False,
                              soft_wrap=True, markup=False))
