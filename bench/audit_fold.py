@@ -42,11 +42,7 @@ comp = Composition(cap)
 proc = LocalConnector().spawn(["cat", path])
 try:
     for line in proc:
-        entry = parse_line(line)
-        if entry is None:
-            comp.skip()
-        else:
-            comp.add(entry)
+        comp.fold_line(line)
 finally:
     proc.stop()
 r = comp.result()

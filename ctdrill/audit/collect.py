@@ -26,7 +26,6 @@ from dataclasses import dataclass
 
 from ctdrill.audit.composition import Composition
 from ctdrill.audit.facts import READER, HostFacts, host_facts
-from ctdrill.audit.parse import parse_line
 from ctdrill.audit.ruleset import StatefulRules, stateful_rules
 from ctdrill.audit.topn import DEFAULT_CAP
 from ctdrill.connect import Connector
@@ -79,14 +78,7 @@ def _fold_family(conn: Connector, family: str, comp: Composition) -> tuple[int, 
     lines = 0
     try:
         for line in proc:
-            if not line.strip():
-                continue
-            lines += 1
-            entry = parse_line(line)
-            if entry is None:
-                comp.skip()
-            else:
-                comp.add(entry)
+            lines += comp.fold_line(line)
         rc = proc.wait(END_WAIT_S)
     finally:
         proc.stop()

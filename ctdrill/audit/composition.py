@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ctdrill.audit.parse import Entry
+from ctdrill.audit.parse import Entry, parse_line
 from ctdrill.audit.topn import DEFAULT_CAP, TopCounter
 
 STALE_CLASSES = ("udp_unreplied", "tcp_unreplied", "other_unreplied", "tcp_time_wait",
@@ -172,6 +172,17 @@ class Composition:
 
     def skip(self) -> None:
         self.unparsed += 1
+
+    def fold_line(self, line: str) -> bool:
+        """One listing line: parsed and added, or counted as unparsed; False if blank."""
+        if not line.strip():
+            return False
+        entry = parse_line(line)
+        if entry is None:
+            self.skip()
+        else:
+            self.add(entry)
+        return True
 
     def add(self, e: Entry) -> None:
         self.total += 1

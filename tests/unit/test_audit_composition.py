@@ -18,11 +18,7 @@ from ctdrill.audit.topn import TopCounter
 def fold(texts: Iterable[str], cap: int = 4096) -> CompositionResult:
     comp = Composition(cap)
     for text in texts:
-        entry = parse_line(text)
-        if entry is None:
-            comp.skip()
-        else:
-            comp.add(entry)
+        comp.fold_line(text)
     return comp.result()
 
 
