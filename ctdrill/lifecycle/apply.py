@@ -12,6 +12,7 @@ from ctdrill.ansible.runner import RunResult
 from ctdrill.engine.plan import HostPlan, applied_diffs
 from ctdrill.engine.verdict import Verdict
 from ctdrill.journal import Journal
+from ctdrill.journal.records import AppliedCheckRecord, BudgetRecord
 from ctdrill.lifecycle.context import RunContext
 from ctdrill.lifecycle.policy import ApplyFailed
 
@@ -51,7 +52,7 @@ def _check_exactly_the_plan(ctx: RunContext) -> None:
         return
     after = ctx.ops.snapshot(sorted(prep.base), ctx.resolved.keys())
     exact = {h: applied_diffs(prep.snapshots[h], after[h], hp) for h, hp in prep.base.items()}
-    ctx.journal.write("applied_check", diffs=exact)
+    ctx.journal.emit(AppliedCheckRecord(diffs=exact))
     bad = {h: d for h, d in exact.items() if d}
     if bad:
         host, diffs = next(iter(bad.items()))
@@ -78,7 +79,7 @@ def apply(ctx: RunContext) -> None:
     armed_at = budget.wall()
     # a revert costs about what lock + snapshot cost, so keep twice that in hand
     revert_budget = max(5.0, 2 * ctx.outcome.timings["prepare"])
-    journal.write("budget", revert_budget_s=revert_budget, ansible_timeout_s=ctx.ops.timeout_s)
+    journal.emit(BudgetRecord(revert_budget_s=revert_budget, ansible_timeout_s=ctx.ops.timeout_s))
     budget.keep_before_ttl(armed_at, spec.revert.ttl_s, revert_budget)
     result = ctx.ops.apply(per_host, spec.revert.ttl_s, prep.snapshots)
     journal_outcomes(journal, result, None)

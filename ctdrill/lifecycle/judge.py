@@ -10,6 +10,7 @@ from __future__ import annotations
 from ctdrill.engine.judge import judge as judge_expectation
 from ctdrill.engine.judge import key_metrics
 from ctdrill.engine.observed import ObservationResult
+from ctdrill.journal.records import MetricsRecord
 from ctdrill.lifecycle.context import RunContext
 
 
@@ -17,7 +18,7 @@ def judge(ctx: RunContext, observed: ObservationResult) -> None:
     """Fill the outcome's metrics and verdicts and journal them."""
     outcome, spec = ctx.outcome, ctx.spec
     outcome.metrics = key_metrics(observed, spec)
-    ctx.journal.write("metrics", metrics=outcome.metrics)
+    ctx.journal.emit(MetricsRecord(metrics=outcome.metrics))
     outcome.verdicts += [judge_expectation(e, observed, spec) for e in spec.expect]
     for v in outcome.verdicts:
         ctx.journal.write("verdict", **v.to_json())

@@ -28,6 +28,7 @@ from ctdrill.engine.plan import refuse_unobserved_guards
 from ctdrill.engine.signals import StopRequested, StopSignals
 from ctdrill.errors import EnvironmentProblem
 from ctdrill.journal import Journal
+from ctdrill.journal.records import StepStartRecord, TargetResumedRecord
 from ctdrill.lifecycle.apply import apply_step
 from ctdrill.lifecycle.context import Progress, RunContext
 from ctdrill.metrics.quantile import nearest_rank
@@ -83,7 +84,8 @@ def react_to_changes(changes: list[Change], observed: list[str],
     records = []
     for change in changes:
         if not isinstance(change, TargetLost):
-            journal.write("target_resumed", host=change.host, silent_s=round(change.silent_s, 3))
+            journal.emit(TargetResumedRecord(host=change.host,
+                                             silent_s=round(change.silent_s, 3)))
             progress(f"{change.host}: telemetry resumed after {change.silent_s:.1f} s")
             continue
         sig.checkpoint()
@@ -177,7 +179,7 @@ class Window:
                 result.steps[-1].end = time.time()
             st = spec.steps[self.next_step]
             self.progress(f"step {st.name}")
-            self.journal.write("step_start", step=st.name, index=self.next_step)
+            self.journal.emit(StepStartRecord(step=st.name, index=self.next_step))
             self.apply_step(self.next_step)
             result.steps.append(StepSpan(st.name, time.time(), float("inf")))
             self.next_step += 1

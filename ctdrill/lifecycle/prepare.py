@@ -22,6 +22,13 @@ from ctdrill.engine.load_context import LoadContext
 from ctdrill.engine.plan import plan_host, refuse_unobserved_guards, resolve_changes, select_pools
 from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
 from ctdrill.journal import Journal, check_journal_dir
+from ctdrill.journal.records import (
+    LockedRecord,
+    LockingRecord,
+    SnapshotRecord,
+    UnlockedRecord,
+    WaitingRecord,
+)
 from ctdrill.journal.writer import Handler
 from ctdrill.lifecycle.context import (
     Budget,
@@ -103,15 +110,15 @@ def open_run(spec: DrillSpec, inventory_path: Path, *, runs_dir: Path | None = N
 def _unlock_or_say(ctx: RunContext, hosts: list[str], why: str) -> None:
     """Release this run's locks (fenced on each host) and journal what was confirmed."""
     unconfirmed = ctx.ops.unlock(hosts)
-    ctx.journal.write("unlocked", hosts=[h for h in hosts if h not in unconfirmed], why=why,
-                      unconfirmed=unconfirmed)
+    ctx.journal.emit(UnlockedRecord(hosts=[h for h in hosts if h not in unconfirmed],
+                                    why=why, unconfirmed=unconfirmed))
 
 
 def _take_knob_lock(ctx: RunContext, held: ExitStack) -> None:
     """Kernel-wide knobs on a local host are one machine-wide resource: wait for it
     (Ctrl-C while waiting leaves nothing locked)."""
     def waiting(why: str) -> None:
-        ctx.journal.write("waiting", lock="kernel-knobs", why=why)
+        ctx.journal.emit(WaitingRecord(lock="kernel-knobs", why=why))
         ctx.progress(why)
 
     held.enter_context(knob_lock(checkpoint=ctx.sig.checkpoint, on_wait=waiting))
@@ -121,7 +128,7 @@ def _lock_and_snapshot(ctx: RunContext, hosts: list[str]) -> list[str]:
     """Lock and snapshot every host; returns the hosts locked. Journals `locking`
     first, so a revert from the journal can unlock whatever a crash leaves."""
     journal = ctx.journal
-    journal.write("locking", hosts=hosts)
+    journal.emit(LockingRecord(hosts=hosts))
     try:
         snapshots, refused = ctx.ops.prepare(hosts, ctx.resolved.keys(), journal.path,
                                              ctx.spec.revert.ttl_s)
@@ -129,9 +136,9 @@ def _lock_and_snapshot(ctx: RunContext, hosts: list[str]) -> list[str]:
         _unlock_or_say(ctx, hosts, "prepare failed")
         raise
     locked = [h for h in hosts if h not in {r.host for r in refused}]
-    journal.write("locked", hosts=locked)
+    journal.emit(LockedRecord(hosts=locked))
     for host, snap in snapshots.items():
-        journal.write("snapshot", host=host, snapshot=snap)
+        journal.emit(SnapshotRecord(host=host, snapshot=snap))
     if refused:
         _unlock_or_say(ctx, locked, "lock refused elsewhere")
         raise EnvironmentProblem(
