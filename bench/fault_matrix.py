@@ -507,7 +507,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"restored kernel knobs: {', '.join(changed)}", flush=True)
     finally:
         manager.down(LAB)
-        if not args.keep_logs:
+        if args.keep_logs or not all(c.complete for c in summaries):
+            print(f"logs kept in {work} (a cell missed its goal, or --keep-logs)", flush=True)
+        else:
             shutil.rmtree(work, ignore_errors=True)
     print(render_table(summaries))
     print(render_goal(summaries))
