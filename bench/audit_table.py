@@ -23,10 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bench.common import write_page
+from bench.common import bench_lab, write_page
 from ctdrill import api
 from ctdrill.connect.factory import namespace_connector
-from ctdrill.lab import manager
 from ctdrill.lab.manager import LabUp
 from ctdrill.system.knobs import global_knobs
 
@@ -34,15 +33,6 @@ LAB = "abench"
 MAX_KEY, BUCKETS_KEY = "net.netfilter.nf_conntrack_max", "net.netfilter.nf_conntrack_buckets"
 UDP_TIMEOUTS = ("net.netfilter.nf_conntrack_udp_timeout",
                 "net.netfilter.nf_conntrack_udp_timeout_stream")
-
-
-@contextmanager
-def bench_lab() -> Iterator[LabUp]:
-    lab = manager.up(LAB, ssh=False)
-    try:
-        yield lab
-    finally:
-        manager.down(LAB)
 
 
 @contextmanager
@@ -109,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     table = 1 << (max(args.entries).bit_length() + 1)  # room for the surge and the rest
     rows = []
-    with bench_lab() as lab, global_knobs({BUCKETS_KEY: table // 4, MAX_KEY: table}), \
+    with bench_lab(LAB) as lab, global_knobs({BUCKETS_KEY: table // 4, MAX_KEY: table}), \
             long_udp_timeouts(lab.plan.host("gw").netns, 600):
         for n in args.entries:
             namespace_connector(lab.plan.host("gw").netns).run(["conntrack", "-F"], check=False)

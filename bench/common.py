@@ -5,9 +5,15 @@ from __future__ import annotations
 import platform
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ctdrill.metrics.quantile import nearest_rank
+
+if TYPE_CHECKING:
+    from ctdrill.lab.manager import LabUp
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -30,3 +36,15 @@ def write_page(name: str, title: str, body: str) -> Path:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     path.write_text(f"# {title}\n\nLast run: {stamp} on {machine()}.\n\n{body}\n")
     return path
+
+
+@contextmanager
+def bench_lab(name: str) -> Iterator[LabUp]:
+    """A lab of the benchmark's own (netns only), removed however the run ends."""
+    from ctdrill.lab import manager
+
+    lab = manager.up(name, ssh=False)
+    try:
+        yield lab
+    finally:
+        manager.down(name)

@@ -30,12 +30,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.common import write_page
-from ctdrill.lab import manager
+from bench.common import bench_lab, write_page
 from ctdrill.lab.manager import LabUp
 from ctdrill.surge import suppress
 from ctdrill.surge.netinfo import link_towards
@@ -244,15 +243,6 @@ def run_scapy(lab: LabUp, packets: int) -> float:
 
 # ---------------------------------------------------------------- the runs
 
-@contextlib.contextmanager
-def bench_lab() -> Iterator[LabUp]:
-    lab = manager.up(LAB, ssh=False)
-    try:
-        yield lab
-    finally:
-        manager.down(LAB)
-
-
 def assured_count(lab: LabUp) -> tuple[int, int]:
     out = subprocess.run(["ip", "netns", "exec", lab.plan.host("gw").netns, "conntrack", "-L",
                           "-p", "tcp"], capture_output=True, text=True, check=True).stdout
@@ -273,7 +263,7 @@ def main() -> None:
     assured: list[dict[str, Any]] = []
     notes: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="ctd-bench-"))
-    with bench_lab() as lab, global_knobs({BUCKETS_KEY: TABLE, MAX_KEY: TABLE}):
+    with bench_lab(LAB) as lab, global_knobs({BUCKETS_KEY: TABLE, MAX_KEY: TABLE}):
         counter = GwCounter(lab)
         try:
             def record(name: str, r: dict[str, Any]) -> None:
