@@ -7,8 +7,8 @@ export PATH="$PATH:/usr/sbin:/sbin"  # root tools (nft, sshd, conntrack) live he
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --dev
 # the real consumers of ctdrill's outputs: chromium (HTML), promtool (Prometheus text),
-# systemd-analyze (units; part of systemd)
-TEST_PACKAGES=(chromium prometheus systemd)
+# systemd-analyze (units; part of systemd); node_exporter scraped by Prometheus (analyze --prometheus)
+TEST_PACKAGES=(chromium prometheus prometheus-node-exporter systemd)
 missing=()
 for p in "${TEST_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
