@@ -316,6 +316,9 @@ class AnalysisResult:
     analysis: Analysis
     paths: Mapping[str, Path]
     rc: ExitCode = ExitCode.OK
+    notes: tuple[str, ...] = ()
+    """One-line findings about the inputs worth showing (e.g. gaps or counter resets in
+    the series read from Prometheus); also in the report's inputs."""
 
     @property
     def status(self) -> str:
@@ -366,15 +369,43 @@ class AnalysisOptions:
                                "--caliper and --episode-window > 0, --qr-sample >= 100")
 
 
+@dataclass(frozen=True)
+class PrometheusOptions:
+    """Where `analyze` reads the pressure timeline instead of files (docs/ANALYSIS.md
+    "Prometheus"): the server's base URL, PromQL label matchers narrowing the series
+    (`instance=~"gw-.*"`), the grid step (None: half the shortest scrape interval),
+    the metric family (auto, node, ctdrill) and the label naming the host (None: `host`,
+    else `instance` without its port)."""
+
+    url: str
+    match: str | None = None
+    step_s: float | None = None
+    metrics: str = "auto"
+    host_label: str | None = None
+    timeout_s: float = 30.0
+
+    def check(self) -> None:
+        if self.step_s is not None and not 0 < self.step_s < math.inf:
+            raise InvalidInput("--prometheus-step must be > 0 seconds",
+                               "pass the scrape interval, e.g. 15")
+        if not 0 < self.timeout_s < math.inf:
+            raise InvalidInput("--prometheus-timeout must be > 0 seconds", "e.g. 30")
+        if self.metrics not in ("auto", "node", "ctdrill"):
+            raise InvalidInput(f"--prometheus-metrics {self.metrics!r} is not a family",
+                               "use auto, node (node_exporter) or ctdrill (ctdrill watch)")
+
+
 def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path | str = "analysis",
             options: AnalysisOptions | None = None,
             on_skipped: Callable[[Path, str], None] | None = None,
-            features: Path | str | None = None) -> AnalysisResult:
+            features: Path | str | None = None,
+            prometheus: PrometheusOptions | None = None) -> AnalysisResult:
     """Attribute tail slippage in an execution log to conntrack pressure; writes
     analysis.json, .md and .html to `out_dir`, and with `features` the pressure each
     order lived through (Parquet by a .parquet/.pq suffix, else CSV). A timeline may be
     a glob (`runs/*/journal.jsonl`); `on_skipped(path, why)` hears of timeline files
-    left out (a journal without samples among several)."""
+    left out (a journal without samples among several). With `prometheus` (and no
+    timeline files) the timeline is read from that server over the log's span."""
     from dataclasses import asdict, replace
 
     from ctdrill.analysis.export import features_format
@@ -385,6 +416,12 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
 
     opts = options or AnalysisOptions()
     opts.check()
+    if (prometheus is None) == (not timelines):
+        raise InvalidInput("pass --timeline files or --prometheus URL" if not timelines
+                           else "--timeline and --prometheus do not go together",
+                           "the pressure timeline comes from files or from one server")
+    if prometheus is not None:
+        prometheus.check()
     knobs = {k: v for k, v in asdict(opts).items() if k != "change_at"}
     cfg = Config(**knobs, change_at=None if opts.change_at is None
                  else _epoch_seconds(opts.change_at))
@@ -393,15 +430,40 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
     orders = load_orders(Path(log))
     if features is not None:
         check_keys(orders)
-    timeline = load_timeline(timeline_files(timelines), skipped=on_skipped)
-    analysis = run_analysis(orders, timeline, cfg)
+    notes: tuple[str, ...] = ()
+    if prometheus is None:
+        timeline = load_timeline(timeline_files(timelines), skipped=on_skipped)
+        analysis = run_analysis(orders, timeline, cfg)
+    else:
+        timeline, found = _prometheus_timeline(orders, prometheus, cfg.episode_window_s)
+        analysis = run_analysis(orders, timeline, cfg)
+        analysis = replace(analysis, inputs={**analysis.inputs, "prometheus": found})
+        notes = tuple(found["notes"])
     extra: dict[str, Path] = {}
     if features is not None:
         analysis = replace(analysis, features=_write_pressure_features(
             orders, timeline, cfg, Path(features)))
         extra["features"] = Path(features)
     return AnalysisResult(analysis, {**write_analysis_reports(analysis, Path(out_dir)),
-                                     **extra})
+                                     **extra}, notes=notes)
+
+
+def _prometheus_timeline(orders: OrderLog, opts: PrometheusOptions,
+                         margin_s: float) -> tuple[Timeline, dict[str, Any]]:
+    """The timeline over the log's span from Prometheus, and what reading it found; a
+    log whose hosts are all missing there is refused with the mapping rule."""
+    from ctdrill.analysis.prometheus import PromSource, load_prometheus
+
+    src = PromSource(opts.url, opts.match, opts.step_s, opts.metrics, opts.host_label,
+                     opts.timeout_s)
+    read = load_prometheus(src, float(orders.start.min()), float(orders.end.max()), margin_s)
+    if not set(orders.hosts) & set(read.timeline.hosts):
+        raise InvalidInput(
+            f"no host of {orders.source} appears at {read.report['url']} (log: "
+            f"{', '.join(orders.hosts[:5])}; Prometheus: {', '.join(read.timeline.hosts[:5])})",
+            "hosts are named by the series' `host` label, else `instance` without its "
+            "port; name another label with --prometheus-host-label")
+    return read.timeline, read.report
 
 
 def _write_pressure_features(orders: OrderLog, timeline: Timeline, cfg: AnalysisConfig,

@@ -30,8 +30,9 @@ from ctdrill.analysis.bootstrap import (
 from ctdrill.analysis.config import Config
 from ctdrill.analysis.data import CANCEL_REPLACE, F64, PASSIVE_FILL, OrderLog, Timeline
 from ctdrill.analysis.estimate import design, mean_gap
-from ctdrill.analysis.labels import HIGH, LOW, Labels, episode_windows
+from ctdrill.analysis.labels import HIGH, LOW, Labels
 from ctdrill.analysis.matching import hour_of_day, match
+from ctdrill.analysis.pressure import Pressure, as_pressure
 from ctdrill.analysis.results import Estimate, Outcome, OutcomesResult
 
 WINDOWS = ("before", "during", "after")
@@ -77,11 +78,11 @@ def compare(name: str, comparison: str, y: F64, treated: NDArray[np.bool_], w: F
                    n_high, n_low)
 
 
-def _around_episodes(orders: OrderLog, timeline: Timeline, labels: Labels,
+def _around_episodes(orders: OrderLog, timeline: Pressure, labels: Labels,
                      cfg: Config) -> tuple[list[Outcome], dict[str, int]]:
     """Cancel/replace rate of orders before, during and after episodes vs calm orders."""
-    before, after = episode_windows(orders, timeline, labels, cfg.ctr_high,
-                                    cfg.episode_window_s)
+    before, after = timeline.episode_windows(orders, labels, cfg.ctr_high,
+                                             cfg.episode_window_s)
     flags = dict(zip(WINDOWS, (before, labels.label == HIGH, after), strict=True))
     calm = (labels.label == LOW) & ~before & ~after
     counts = {**{k: int(v.sum()) for k, v in flags.items()}, "calm": int(calm.sum())}
@@ -111,7 +112,7 @@ def _around_episodes(orders: OrderLog, timeline: Timeline, labels: Labels,
     return out, counts
 
 
-def estimate(orders: OrderLog, timeline: Timeline, labels: Labels, cdt: CdtMatch,
+def estimate(orders: OrderLog, timeline: Timeline | Pressure, labels: Labels, cdt: CdtMatch,
              cfg: Config) -> OutcomesResult:
     """Every outcome section the log can feed; the others are named with the missing
     column (never an error)."""
@@ -125,6 +126,6 @@ def estimate(orders: OrderLog, timeline: Timeline, labels: Labels, cdt: CdtMatch
     around: list[Outcome] = []
     counts: dict[str, int] = {}
     if CANCEL_REPLACE in orders.outcomes:
-        around, counts = _around_episodes(orders, timeline, labels, cfg)
+        around, counts = _around_episodes(orders, as_pressure(timeline), labels, cfg)
     ordered = (*fill, *around, *markouts)
     return OutcomesResult(ordered, dict(orders.skipped), cfg.episode_window_s, counts)

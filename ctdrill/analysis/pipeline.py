@@ -34,8 +34,9 @@ from ctdrill.analysis.estimate import (
     quantreg_fe,
     tail_slopes,
 )
-from ctdrill.analysis.labels import HIGH, LOW, Labels, label_orders
+from ctdrill.analysis.labels import HIGH, LOW, Labels
 from ctdrill.analysis.matching import Matching, Pairs, hour_of_day, match
+from ctdrill.analysis.pressure import Pressure, as_pressure
 from ctdrill.analysis.results import (
     AnalysisResult,
     CanaryResult,
@@ -54,15 +55,16 @@ def _span(a: F64) -> list[float]:
     return [float(a.min()), float(a.max())] if a.size else []
 
 
-def check_overlap(orders: OrderLog, timeline: Timeline, labels: Labels) -> None:
+def check_overlap(orders: OrderLog, timeline: Timeline | Pressure, labels: Labels) -> None:
     """One clear error when the log and the timeline do not meet."""
+    timeline = as_pressure(timeline)
     if not labels.shared_hosts:
         raise InvalidInput(
             f"no host of {orders.source} appears in timeline {timeline.source} (log: "
             f"{', '.join(orders.hosts[:5])}; timeline: {', '.join(timeline.hosts[:5])})",
             "host names must be the same in both files")
     if (labels.label != -1).sum() == 0:
-        lo, hi = _span(orders.start), _span(timeline.t)
+        lo, hi = _span(orders.start), list(timeline.span())
         raise InvalidInput(
             f"no order of {orders.source} overlaps timeline {timeline.source} in time "
             f"(log {_iso(lo[0])}..{_iso(lo[1])}, timeline {_iso(hi[0])}..{_iso(hi[1])})",
@@ -104,11 +106,11 @@ class _Sample:
     hour: F64
 
 
-def _label(orders: OrderLog, timeline: Timeline, cfg: Config,
+def _label(orders: OrderLog, timeline: Pressure, cfg: Config,
            clock: dict[str, float]) -> _Sample:
     """Label every order by the pressure it met; both sides must be present."""
     with _timed(clock, "label"):
-        labels = label_orders(orders, timeline, cfg.ctr_high, cfg.ctr_low)
+        labels = timeline.label(orders, cfg.ctr_high, cfg.ctr_low)
         check_overlap(orders, timeline, labels)
     counts = labels.counts()
     if counts["high"] == 0 or counts["low"] == 0:
@@ -244,14 +246,14 @@ def _tail_curve(s: _Sample, m: Matching, tails: _Tails) -> dict[str, list[float]
             "low": [v or 0.0 for v in grid_lo]}
 
 
-def _outcomes(orders: OrderLog, timeline: Timeline, s: _Sample, m: Matching, mf: _Means,
+def _outcomes(orders: OrderLog, timeline: Pressure, s: _Sample, m: Matching, mf: _Means,
               cfg: Config) -> OutcomesResult:
     """Fill ratio, cancel/replace and markouts, on the CDT's matched sample."""
     return outcomes_mod.estimate(orders, timeline, s.labels, outcomes_mod.CdtMatch(
         s.sub, s.treated, m.weight, mf.x, mf.clusters, mf.rep_w), cfg)
 
 
-def _inputs(orders: OrderLog, timeline: Timeline, s: _Sample,
+def _inputs(orders: OrderLog, timeline: Pressure, s: _Sample,
             parts: list[tuple[str, str | None]]) -> dict[str, object]:
     return {"log": orders.source, "orders": len(orders), "hosts": len(orders.hosts),
             "log_span": _span(orders.start), "timeline": timeline.source,
@@ -260,8 +262,11 @@ def _inputs(orders: OrderLog, timeline: Timeline, s: _Sample,
             "shared_hosts": len(s.labels.shared_hosts), "parts": [p for p, _ in parts]}
 
 
-def analyze(orders: OrderLog, timeline: Timeline, cfg: Config = Config()) -> AnalysisResult:
-    """Label, match, estimate and validate; every number in the report comes from here."""
+def analyze(orders: OrderLog, timeline: Timeline | Pressure,
+            cfg: Config = Config()) -> AnalysisResult:
+    """Label, match, estimate and validate; every number in the report comes from here.
+    `timeline`: in memory, or any engine's view of it (`pressure.Pressure`)."""
+    timeline = as_pressure(timeline)
     if not 0 <= cfg.ctr_low <= cfg.ctr_high <= 1:
         raise InvalidInput("CTR thresholds must satisfy 0 <= low <= high <= 1",
                            "e.g. --ctr-low 0.7 --ctr-high 0.9")

@@ -1,6 +1,6 @@
-"""`ctdrill analyze LOG --timeline TL`: attribute tail slippage in a production execution
-log to conntrack pressure (docs/ANALYSIS.md). Calls ctdrill.api.analyze (which
-writes JSON + Markdown + HTML) and shows a table.
+"""`ctdrill analyze LOG --timeline TL` (or `--prometheus URL`): attribute tail slippage
+in a production execution log to conntrack pressure (docs/ANALYSIS.md). Calls
+ctdrill.api.analyze (which writes JSON + Markdown + HTML) and shows a table.
 
 pandas, numpy, scipy and statsmodels load inside the call: only `analyze` pays for
 them, not every command (docs/BENCH-cli.md)."""
@@ -36,10 +36,29 @@ def _show(result: api.AnalysisResult) -> None:
 @handle_errors
 def analyze(
     log: Path = typer.Argument(..., help="Parent-order execution log (CSV or Parquet)."),
-    timeline: list[Path] = typer.Option(..., "--timeline", "-t",
-                                        help="Pressure timeline: CSV/Parquet samples, "
-                                             "drill journal or JSON lines; repeatable, "
-                                             "and a quoted glob is expanded."),
+    timeline: list[Path] | None = typer.Option(None, "--timeline", "-t",
+                                               help="Pressure timeline: CSV/Parquet "
+                                                    "samples, drill journal or JSON lines; "
+                                                    "repeatable, and a quoted glob is "
+                                                    "expanded."),
+    prometheus: str | None = typer.Option(None, "--prometheus",
+                                          help="Read the timeline from this Prometheus "
+                                               "server instead (base URL), over the log's "
+                                               "span."),
+    prom_match: str | None = typer.Option(None, "--prometheus-match",
+                                          help="PromQL label matchers for the series, "
+                                               "e.g. 'instance=~\"gw-.*\"'."),
+    prom_step: float | None = typer.Option(None, "--prometheus-step",
+                                           help="Query step in seconds (default: half "
+                                                "the server's shortest scrape interval)."),
+    prom_metrics: str = typer.Option("auto", "--prometheus-metrics",
+                                     help="node (node_exporter), ctdrill (ctdrill watch) "
+                                          "or auto (node where a host has it)."),
+    prom_host_label: str | None = typer.Option(None, "--prometheus-host-label",
+                                               help="Label naming the host (default: host, "
+                                                    "else instance without its port)."),
+    prom_timeout: float = typer.Option(30.0, "--prometheus-timeout",
+                                       help="Seconds to wait for each Prometheus answer."),
     canary: str | None = typer.Option(None, "--canary",
                                       help="Canary hosts (comma-separated, globs ok)."),
     change_at: str | None = typer.Option(None, "--change-at",
@@ -71,10 +90,15 @@ def analyze(
         ctr_high=ctr_high, ctr_low=ctr_low, method=method, k=k, caliper=caliper, bins=bins,
         tod_bins=tod_bins, reps=reps, seed=seed, block_s=block, qr_sample=qr_sample,
         canary=canary, change_at=change_at, episode_window_s=episode_window)
-    result = api.analyze(log, timeline, out_dir=out, options=options, features=features,
+    source = None if prometheus is None else api.PrometheusOptions(
+        prometheus, prom_match, prom_step, prom_metrics, prom_host_label, prom_timeout)
+    result = api.analyze(log, timeline or [], out_dir=out, options=options,
+                         features=features, prometheus=source,
                          on_skipped=lambda path, why: err_console.print(
                              f"note: {path}: {why}, skipped", highlight=False,
                              soft_wrap=True, markup=False))
+    for note in result.notes:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True, markup=False)
     if json_out:
         print_json(result.to_json())
     else:

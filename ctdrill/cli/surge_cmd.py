@@ -155,7 +155,7 @@ def surge(
         base = Path.cwd()
     inv = Inventory(inventory or default_inventory())
     plan = plan_surge(spec, inv, base_dir=base)
-    from ctdrill.surge.runner import open_surge
+    from ctdrill.surge.launch import open_surge
 
     caught: list[str] = []
 

@@ -94,6 +94,34 @@ def render_inventory(plan: LabPlan, transport: str, python: str, *,
     }
 
 
+def _ssh_vars(addr: str, port: int, key_file: Path, known_hosts: Path) -> dict[str, Any]:
+    return {
+        "ansible_connection": "ssh", "ansible_host": addr, "ansible_port": port,
+        "ansible_user": "root", "ansible_ssh_private_key_file": str(key_file),
+        "ansible_ssh_common_args": (f"-o UserKnownHostsFile={known_hosts} "
+                                    "-o StrictHostKeyChecking=yes"),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ctdrill_known_hosts": str(known_hosts),
+    }
+
+
+def render_opaque_inventory(plan: LabPlan, key_file: Path, known_hosts: Path
+                            ) -> dict[str, Any]:
+    """Every host reached only over SSH, as a user's remote fleet is: no namespace,
+    transport, role or lab variables; the kernel owner is this machine's own sshd on
+    loopback (group `kernel_owner`). Only what a real inventory has: SSH settings, the
+    data-path address and the target networks."""
+    children: dict[str, Any] = {}
+    for host in plan.hosts:
+        hv = _ssh_vars(host.mgmt_ns_addr, 22, key_file, known_hosts)
+        hv["ctdrill_addr"] = host.data_addr
+        children[GROUP_OF_ROLE[host.role]] = {"hosts": {host.role: hv}}
+    kernel = _ssh_vars("127.0.0.1", plan.kernel_ssh_port, key_file, known_hosts)
+    children["kernel_owner"] = {"hosts": {KERNEL_OWNER_HOST: kernel}}
+    return {"all": {"vars": {"ctdrill_target_networks": list(plan.target_networks)},
+                    "children": children}}
+
+
 def dump_inventory(inventory: dict[str, Any]) -> str:
     header = "# Written by 'ctdrill lab up'; removed by 'ctdrill lab down'.\n"
     return header + yaml.safe_dump(inventory, sort_keys=False)

@@ -18,6 +18,7 @@ from ctdrill.lab.inventory import (
     dump_inventory,
     python_wrapper_path,
     render_inventory,
+    render_opaque_inventory,
     render_python_wrapper,
 )
 from ctdrill.lab.topology import (
@@ -150,7 +151,9 @@ def _write_files(plan: LabPlan, ssh: bool) -> list[Path]:
         inv = render_inventory(plan, "ssh", python, key_file=sshd.client_key(plan),
                                known_hosts=sshd.known_hosts(plan))
         plan.ssh_inventory_path.write_text(dump_inventory(inv))
-        written.append(plan.ssh_inventory_path)
+        opaque = render_opaque_inventory(plan, sshd.client_key(plan), sshd.known_hosts(plan))
+        plan.opaque_inventory_path.write_text(dump_inventory(opaque))
+        written += [plan.ssh_inventory_path, plan.opaque_inventory_path]
     return written
 
 
@@ -170,8 +173,8 @@ def up(name: str, *, ssh: bool = True) -> LabUp:
         not ssh or existing.ssh_inventory_path.exists()
     ):
         invs = [existing.inventory_path]
-        if existing.ssh_inventory_path.exists():
-            invs.append(existing.ssh_inventory_path)
+        invs += [p for p in (existing.ssh_inventory_path, existing.opaque_inventory_path)
+                 if p.exists()]
         return LabUp(existing, tuple(invs), created=False)
     down(name)  # clear any half-built remains first
     plan = plan_for(name, free_index(_used_indexes(name)))
@@ -186,6 +189,7 @@ def up(name: str, *, ssh: bool = True) -> LabUp:
             sshd.prepare_keys(plan)
             for host in plan.hosts:
                 sshd.start(plan, host)
+            sshd.start_kernel(plan)
         inventories = _write_files(plan, ssh)
     except BaseException:
         down(name)
@@ -299,10 +303,10 @@ def status(plan: LabPlan) -> list[Check]:
     except (OSError, ValueError):
         ssh = False
     if ssh:
-        for host in plan.hosts:
-            pid = sshd.read_pid(plan, host.role)
+        for role in [h.role for h in plan.hosts] + [sshd.KERNEL_ROLE]:
+            pid = sshd.read_pid(plan, role)
             ok = pid is not None and sshd.is_our_sshd(pid, plan)
-            checks.append(Check(f"sshd {host.role}", ok, f"pid {pid}" if ok else "not running"))
+            checks.append(Check(f"sshd {role}", ok, f"pid {pid}" if ok else "not running"))
     checks.append(Check("inventory", plan.inventory_path.exists(), str(plan.inventory_path)))
     return checks
 

@@ -40,13 +40,21 @@ def _keygen(path: Path) -> None:
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ctdrill-lab", "-f", str(path)])
 
 
-def render_config(plan: LabPlan, host: HostPlan) -> str:
+KERNEL_ROLE = "kernel"
+"""The opaque lab's kernel owner: an sshd in this machine's initial namespace."""
+
+
+def render_config(plan: LabPlan, host: HostPlan | None) -> str:
+    """sshd_config for a lab host, or (None) for the kernel owner on loopback."""
     kd = keys_dir(plan)
+    role = host.role if host is not None else KERNEL_ROLE
+    addr, port = ((host.mgmt_ns_addr, 22) if host is not None
+                  else ("127.0.0.1", plan.kernel_ssh_port))
     return "\n".join([
-        f"ListenAddress {host.mgmt_ns_addr}",
-        "Port 22",
-        f"HostKey {kd / ('host_' + host.role)}",
-        f"PidFile {pid_file(plan, host.role)}",
+        f"ListenAddress {addr}",
+        f"Port {port}",
+        f"HostKey {kd / ('host_' + role)}",
+        f"PidFile {pid_file(plan, role)}",
         f"AuthorizedKeysFile {kd / 'authorized_keys'}",
         "PermitRootLogin prohibit-password",
         "PasswordAuthentication no",
@@ -70,10 +78,12 @@ def prepare_keys(plan: LabPlan) -> None:
     _keygen(client_key(plan))
     (kd / "authorized_keys").write_text(Path(f"{client_key(plan)}.pub").read_text())
     lines = []
-    for host in plan.hosts:
-        _keygen(kd / f"host_{host.role}")
-        kind, blob = Path(kd / f"host_{host.role}.pub").read_text().split()[:2]
-        lines.append(f"{host.mgmt_ns_addr} {kind} {blob}\n")
+    where = [(h.role, h.mgmt_ns_addr) for h in plan.hosts]
+    where.append((KERNEL_ROLE, f"[127.0.0.1]:{plan.kernel_ssh_port}"))
+    for role, addr in where:
+        _keygen(kd / f"host_{role}")
+        kind, blob = Path(kd / f"host_{role}.pub").read_text().split()[:2]
+        lines.append(f"{addr} {kind} {blob}\n")
     known_hosts(plan).write_text("".join(lines))
 
 
@@ -85,6 +95,17 @@ def start(plan: LabPlan, host: HostPlan) -> None:
     config_file(plan, host.role).write_text(render_config(plan, host))
     run(in_netns(host.netns, [sshd, "-f", str(config_file(plan, host.role))]))
     _wait_listening(host.mgmt_ns_addr, 22)
+
+
+def start_kernel(plan: LabPlan) -> None:
+    """The kernel owner's sshd, in the initial namespace, on loopback only."""
+    sshd = find_binary("sshd")
+    if sshd is None:
+        raise EnvironmentProblem("sshd is not installed", "run scripts/setup.sh as root")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    config_file(plan, KERNEL_ROLE).write_text(render_config(plan, None))
+    run([sshd, "-f", str(config_file(plan, KERNEL_ROLE))])
+    _wait_listening("127.0.0.1", plan.kernel_ssh_port)
 
 
 def _wait_listening(addr: str, port: int, timeout: float = 10.0) -> None:
@@ -129,7 +150,7 @@ def lab_sshd_pids(plan: LabPlan) -> list[int]:
 def stop_all(plan: LabPlan) -> None:
     """Stop every sshd of this lab, found by pid file or by command line (after a crash)."""
     pids = set(lab_sshd_pids(plan))
-    for role in ("client", "gw", "venue"):
+    for role in ("client", "gw", "venue", KERNEL_ROLE):
         pid = read_pid(plan, role)
         if pid and is_our_sshd(pid, plan):
             pids.add(pid)

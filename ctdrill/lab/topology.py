@@ -24,6 +24,8 @@ CLIENT_NET = ipaddress.ip_network("10.77.0.0/16")
 VENUE_NET = ipaddress.ip_network("10.78.0.0/16")
 MGMT_SUPERNET = "10.230"
 MAX_LABS = 256
+KERNEL_SSH_PORT_BASE = 22600
+"""The opaque lab's kernel owner: an sshd in the initial namespace on 127.0.0.1:base+index."""
 GATEWAY_TABLE = f"{PREFIX}_lab"
 
 
@@ -77,6 +79,15 @@ class LabPlan:
     @property
     def ssh_inventory_path(self) -> Path:
         return self.state_dir / "inventory-ssh.yml"
+
+    @property
+    def opaque_inventory_path(self) -> Path:
+        """Every host over SSH, no namespace or lab hints: a remote fleet's inventory."""
+        return self.state_dir / "inventory-opaque.yml"
+
+    @property
+    def kernel_ssh_port(self) -> int:
+        return KERNEL_SSH_PORT_BASE + self.index
 
     @property
     def target_networks(self) -> tuple[str, ...]:

@@ -80,6 +80,17 @@ class FlowSpace:
         values[self.row_dim] = rd.start + i % self.row_len
         return values["a"], values["p"], values["d"]
 
+    def index(self, a: int, p: int, d: int) -> int | None:
+        """The number i < size with flow(i) == (a, p, d); None outside the space. A
+        handshake partner on another host learns how far the sender has got from this."""
+        values = {"a": a, "p": p, "d": d}
+        offsets = {n: values[n] - self.dim(n).start for n in DIMS}
+        if any(not 0 <= offsets[n] < self.dim(n).size for n in DIMS):
+            return None
+        first, second = self.outer_dims
+        row = offsets[first] + self.dim(first).size * offsets[second]
+        return row * self.row_len + offsets[self.row_dim]
+
     def flows(self, n: int) -> Iterator[tuple[int, int, int]]:
         for i in range(n):
             yield self.flow(i)

@@ -34,11 +34,10 @@ class SurgePhase:
         self._run: Surge | None = None
         self._error = ""
         self._thread: threading.Thread | None = None
-        if self.plan.remote is None:
-            threading.Thread(target=_prewarm, daemon=True, name="ctd-scapy").start()
+        threading.Thread(target=_prewarm, daemon=True, name="ctd-scapy").start()
 
     def _start(self) -> None:
-        from ctdrill.surge.runner import open_surge
+        from ctdrill.surge.launch import open_surge
 
         run = open_surge(self.plan)
         self._run = run

@@ -2,7 +2,7 @@
 
 Everything that can be refused is refused here, before any process starts or packet
 leaves: unknown hosts, a destination or source range outside the declared target
-networks, ASSURED mode without a local venue namespace, unreadable profiles.
+networks, ASSURED mode without a destination host, unreadable profiles.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ class SurgePlan:
     profile: Points | None = None
     pcap: Path | None = None
     remote: Target | None = None
-    """Set when the source is an SSH host: the surge runs there (`ctdrill surge`)."""
+    """Set for a split surge (split.py): the source host, where the senders run as
+    shipped payloads through its connector."""
+    venue: Target | None = None
+    """The destination host of a split surge (its handshake partner and silence)."""
 
     @property
     def needs_venue(self) -> bool:
@@ -101,35 +104,63 @@ def _resolve(path: str, base: Path) -> Path:
 
 
 def plan_surge(spec: SurgeLoad, inv: Inventory, base_dir: Path | None = None) -> SurgePlan:
-    """Check a surge against the inventory; raises InvalidInput for anything wrong."""
+    """Check a surge against the inventory; raises InvalidInput for anything wrong.
+
+    A surge between lab namespaces on this machine runs here (one worker forges both
+    ends of each handshake); otherwise it is split (split.py): senders on the source
+    host, the handshake partner on the destination host, each reached by its connector.
+    """
     source = inv.target(spec.source)
-    remote = None if runs_here(source) else source
-    if remote is not None and (spec.mode == "assured" or spec.fill is not None):
-        raise InvalidInput(f"ASSURED flows from '{source.name}' over SSH are not supported yet",
-                           "the venue side of each handshake is forged from a namespace on "
-                           "the same machine; run the load generator locally")
-    if remote is not None and isinstance(spec.shape, ReplayShape) and spec.shape.pcap:
-        raise InvalidInput(f"pcap replay from '{source.name}' over SSH is not supported yet",
-                           "use a profile replay, or run 'ctdrill surge' on that host")
     dest_addr, dest_name, dest_host = _destination(spec, inv)
+    needs_venue = spec.mode == "assured" or spec.fill is not None
+    dest_here = dest_host is not None and local_netns(dest_host) is not None
+    split = not runs_here(source) or (needs_venue and dest_host is not None and not dest_here)
     destination = check_destination(dest_addr, source.networks, source.name)
     if source.addr is None:
         raise InvalidInput(f"surge source '{source.name}' has no ctdrill_addr",
                            "set ctdrill_addr (its address on the data path)")
     src_start, _ = source_range(source.addr, spec.src_addrs, source.networks, source.name)
-    dest_netns = (local_netns(dest_host) if dest_host is not None and remote is None
-                  else None)
-    plan_netns = local_netns(source)
-    needs_venue = spec.mode == "assured" or spec.fill is not None
+    if split:
+        _check_split(spec, source, dest_name, dest_host, needs_venue)
+        dest_netns = plan_netns = None
+    else:
+        dest_netns = local_netns(dest_host) if dest_host is not None else None
+        plan_netns = local_netns(source)
+        _check_local(dest_name, dest_netns, plan_netns, needs_venue)
+    profile, pcap = _inputs(spec, base_dir or Path.cwd())
+    return SurgePlan(spec=spec, source=source.name, source_netns=plan_netns,
+                     destination=destination, destination_name=dest_name,
+                     destination_netns=dest_netns, src_start=src_start,
+                     networks=source.networks, workers=spec.workers or default_workers(),
+                     profile=profile, pcap=pcap, remote=source if split else None,
+                     venue=dest_host if split else None)
+
+
+def _check_split(spec: SurgeLoad, source: Target, dest_name: str, dest_host: Target | None,
+                 needs_venue: bool) -> None:
+    if isinstance(spec.shape, ReplayShape) and spec.shape.pcap:
+        raise InvalidInput(f"pcap replay from '{source.name}' over SSH is not supported yet",
+                           "use a profile replay, or run 'ctdrill surge' on that host")
+    if needs_venue and dest_host is None:
+        raise InvalidInput(f"ASSURED flows to {dest_name} need ctdrill's handshake partner "
+                           "there", "name the destination by its inventory host")
+    if needs_venue and dest_host is not None and dest_host.name == source.name:
+        raise InvalidInput("source and destination are the same host",
+                           "ASSURED flows must cross the gateway")
+
+
+def _check_local(dest_name: str, dest_netns: str | None, plan_netns: str | None,
+                 needs_venue: bool) -> None:
     if needs_venue and dest_netns is None:
-        raise InvalidInput(f"ASSURED flows to {dest_name} need its namespace on this machine",
-                           "the venue side of each handshake is forged there; use a lab "
-                           "host (ctdrill_netns) as destination")
+        raise InvalidInput(f"ASSURED flows to {dest_name} need a handshake partner",
+                           "name an inventory host as destination")
     if needs_venue and dest_netns == plan_netns:
         raise InvalidInput("source and destination are the same namespace",
                            "ASSURED flows must cross the gateway")
+
+
+def _inputs(spec: SurgeLoad, base: Path) -> tuple[Points | None, Path | None]:
     profile = pcap = None
-    base = base_dir or Path.cwd()
     if isinstance(spec.shape, ReplayShape):
         if spec.shape.profile is not None:
             profile = load_profile(_resolve(spec.shape.profile, base))
@@ -137,8 +168,4 @@ def plan_surge(spec: SurgeLoad, inv: Inventory, base_dir: Path | None = None) ->
             pcap = _resolve(spec.shape.pcap, base)
             if not pcap.is_file():
                 raise InvalidInput(f"pcap {pcap} does not exist", "check replay.pcap")
-    return SurgePlan(spec=spec, source=source.name, source_netns=plan_netns,
-                     destination=destination, destination_name=dest_name,
-                     destination_netns=dest_netns, src_start=src_start,
-                     networks=source.networks, workers=spec.workers or default_workers(),
-                     profile=profile, pcap=pcap, remote=remote)
+    return profile, pcap

@@ -19,9 +19,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
-from ctdrill.errors import EnvironmentProblem
+from ctdrill.connect import Spawned
+from ctdrill.connect.local import LocalSpawned
+from ctdrill.errors import CtdrillError, EnvironmentProblem
 from ctdrill.surge import suppress
 from ctdrill.surge.build import build
 from ctdrill.surge.plan import SurgePlan
@@ -44,19 +46,12 @@ def backlog_drops() -> int:
     return sum(int(r.split()[1], 16) for r in rows if len(r.split()) > 1)
 
 
-class _WorkerProc:
-    def __init__(self, config: dict[str, Any],
-                 on_phase_end: Callable[[], None] = lambda: None) -> None:
-        self.config = config
-        # own session (spawn_child); SIGTERM if the controller dies: the worker's own
-        # stop path, which still resets its ASSURED flows
-        self.proc: subprocess.Popen[str] = spawn_child(
-            [sys.executable, "-m", "ctdrill.surge.worker"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
-            death_signal=signal.SIGTERM)
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(config) + "\n")
-        self.proc.stdin.flush()
+class WorkerProc:
+    """One payload process (a sender, or the venue's handshake partner) and its lines."""
+
+    def __init__(self, proc: Spawned, on_phase_end: Callable[[], None] = lambda: None
+                 ) -> None:
+        self.proc = proc
         self.ready = threading.Event()
         self.finished = threading.Event()
         self.failed = ""
@@ -69,65 +64,74 @@ class _WorkerProc:
         self._thread = threading.Thread(target=self._read, daemon=True, name="ctd-surge-rd")
         self._thread.start()
 
+    @classmethod
+    def local(cls, config: dict[str, Any], on_phase_end: Callable[[], None]) -> WorkerProc:
+        """A worker on this machine (it enters its namespaces itself). Own session;
+        SIGTERM if the controller dies: the worker's own stop path, which still resets
+        its ASSURED flows."""
+        popen = spawn_child([sys.executable, "-m", "ctdrill.surge.worker"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, death_signal=signal.SIGTERM)
+        proc = LocalSpawned(popen)
+        proc.write(json.dumps(config) + "\n")
+        return cls(proc, on_phase_end)
+
     def _read(self) -> None:
-        out: IO[str] | None = self.proc.stdout
-        assert out is not None
-        for line in out:
+        for line in self.proc:
             try:
-                msg = json.loads(line)
+                msg = json.loads(line[line.find("{"):]) if "{" in line else None
             except ValueError:
                 continue
-            kind = msg.get("type")
-            if kind == "ready":
-                self.ready.set()
-            elif kind == "progress":
-                self.progress = msg
-            elif kind == "phase_end":
-                self.progress = msg
-                self.phases_ended += 1
-                self._on_phase_end()
-            elif kind == "done":
-                self.done = msg
-            elif kind == "failed":
-                self.failed = str(msg.get("error", "failed"))
-                self.ready.set()
-        self.proc.wait()
+            if isinstance(msg, dict):
+                self._handle(msg)
+        rc = self.proc.wait(STOP_TIMEOUT_S)
         if not self.failed and self.done is None:
-            err = self.proc.stderr.read().strip().splitlines() if self.proc.stderr else []
-            self.failed = err[-1] if err else f"worker exited with {self.proc.returncode}"
+            self.failed = self.proc.stderr_tail() or f"worker exited with {rc}"
         self.ready.set()
         self.finished.set()
         self._on_phase_end()  # a dead worker no longer holds the barrier
 
+    def _handle(self, msg: dict[str, Any]) -> None:
+        kind = msg.get("type")
+        if kind == "ready":
+            self.ready.set()
+        elif kind == "progress":
+            self.progress = msg
+        elif kind == "phase_end":
+            self.progress = msg
+            self.phases_ended += 1
+            self._on_phase_end()
+        elif kind == "done":
+            self.done = msg
+        elif kind == "failed":
+            self.failed = str(msg.get("error", "failed"))
+            self.ready.set()
+
     def send(self, line: str) -> None:
         """A control line (`go`, `next`); stdin stays open for the next one."""
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(line + "\n")
-            self.proc.stdin.flush()
+        with self._lock, contextlib.suppress(OSError, ValueError, CtdrillError):
+            self.proc.write(line + "\n")
 
     def cancel(self) -> None:
         """Close stdin: a worker waiting for `go` or `next` stops there."""
-        with self._lock, contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
+        with self._lock:
+            self.proc.close_stdin()
+
+    def running(self) -> bool:
+        return self.proc.poll() is None and self.done is None
 
     def signal(self) -> None:
         """One SIGTERM; a second would skip the ASSURED teardown."""
         if not self.signalled and self.proc.poll() is None:
             self.signalled = True
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(ProcessLookupError, CtdrillError):
                 self.proc.send_signal(signal.SIGTERM)
 
     def reap(self, timeout: float) -> None:
         if not self.finished.wait(timeout):
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+            self.proc.stop()
             self.finished.wait(2)
-        for f in (self.proc.stdout, self.proc.stderr):
-            if f is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    f.close()
+        self.proc.stop()
 
 
 class SurgeRun:
@@ -135,7 +139,7 @@ class SurgeRun:
 
     def __init__(self, plan: SurgePlan) -> None:
         self.plan = plan
-        self.workers: list[_WorkerProc] = []
+        self.workers: list[WorkerProc] = []
         self.summary: dict[str, Any] = {}
         self._stack = contextlib.ExitStack()
         self._workdir: Path | None = None
@@ -151,7 +155,7 @@ class SurgeRun:
         try:
             built = build(self.plan, self._workdir)
             self.summary = built.summary
-            self.workers = [_WorkerProc(c, self._phase_barrier) for c in built.configs]
+            self.workers = [WorkerProc.local(c, self._phase_barrier) for c in built.configs]
             deadline = time.monotonic() + READY_TIMEOUT_S
             for w in self.workers:
                 w.ready.wait(max(0.0, deadline - time.monotonic()))
@@ -177,8 +181,11 @@ class SurgeRun:
             level = min(w.phases_ended for w in live)
             if level > self._released and all(w.phases_ended == level for w in live):
                 self._released = level
-                for w in live:
-                    w.send("next")
+                self._release(live)
+
+    def _release(self, live: list[WorkerProc]) -> None:
+        for w in live:
+            w.send("next")
 
     def totals(self) -> dict[str, Any]:
         """Live sums of the workers' latest progress."""
@@ -226,7 +233,7 @@ class SurgeRun:
     def _shutdown(self) -> None:
         try:
             for w in self.workers:
-                if w.proc.poll() is None and w.done is None:
+                if w.running():
                     if w.ready.is_set() and self.started_at:
                         w.signal()
                     w.cancel()
@@ -253,12 +260,3 @@ class Surge(Protocol):
     def totals(self) -> dict[str, Any]: ...
 
     def stop(self, reason: str | None = None) -> dict[str, Any]: ...
-
-
-def open_surge(plan: SurgePlan) -> Surge:
-    """A surge run here (lab namespaces, this host), or on the SSH source host."""
-    if plan.remote is not None:
-        from ctdrill.surge.remote import RemoteSurge
-
-        return RemoteSurge(plan)
-    return SurgeRun(plan)

@@ -14,15 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ctdrill.surge.spec import (
-    BurstShape,
-    ConstantShape,
-    MaxShape,
-    RampShape,
-    ReplayShape,
-    StepShape,
-)
-
 
 @dataclass(frozen=True)
 class Segment:
@@ -191,7 +182,18 @@ def profile_segments(points: Sequence[tuple[float, float]], scale: float = 1.0) 
 
 
 def shape_schedule(shape: Any, profile: Sequence[tuple[float, float]] | None = None) -> Schedule:
-    """The schedule of a shape; a profile replay needs its parsed (t, rate) points."""
+    """The schedule of a shape; a profile replay needs its parsed (t, rate) points.
+    (The spec models are imported here, not at the top: the sender is shipped to remote
+    hosts with the standard library only, see connect/payload.py.)"""
+    from ctdrill.surge.spec import (
+        BurstShape,
+        ConstantShape,
+        MaxShape,
+        RampShape,
+        ReplayShape,
+        StepShape,
+    )
+
     if isinstance(shape, ConstantShape):
         return RateSchedule([Segment(0, shape.duration_s, shape.rate, shape.rate)])
     if isinstance(shape, StepShape):

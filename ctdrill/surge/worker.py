@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctdrill.connect.netns import enter_netns
+from ctdrill.surge import hostsilence, sendguard
 from ctdrill.surge.flowspace import FlowSpace
 from ctdrill.surge.frames import RowWriter, Template, frame_for
+from ctdrill.surge.handshake import Replies
 from ctdrill.surge.pacer import BatchPacer
 from ctdrill.surge.pcap import FLOW_RECORD, PROTO_CODES
 from ctdrill.surge.sendmmsg import (
@@ -46,6 +47,8 @@ PROTOCOLS = {code: stage for stage, code in PROTO_CODES.items()}
 ASSURED_CHUNK = 256
 """Handshakes per round (SYNs, then SYN-ACKs, then ACKs): 3 x 256 frames stay below the
 per-CPU backlog (netdev_max_backlog, 1000) even if softirq processing is deferred."""
+REPLY_WAIT_S = 0.002
+"""How long a split sender blocks for SYN-ACKs when its window is full."""
 
 
 @dataclass
@@ -56,6 +59,7 @@ class PhaseStats:
     packets: int = 0
     requested: float = 0.0
     forgiven: int = 0
+    unanswered: int = 0
     wrapped: bool = False
     distinct: int = 0
     started: float = 0.0
@@ -88,8 +92,11 @@ class State:
 
 
 def emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):  # the controller is gone: the ppid check stops us
+        pass
 
 
 class RowSource:
@@ -161,6 +168,9 @@ class Phase:
     space: FlowSpace | None
     teardown: RowSource | None = None
     teardown_fd: int = -1
+    window: int = 0
+    """Split ASSURED (the venue on another host): flows sent but not yet answered."""
+    reply_timeout: float = 1.0
 
 
 class Worker:
@@ -168,6 +178,7 @@ class Worker:
         self.config = config
         self.state = State()
         self.sockets: dict[str, Any] = {}
+        self.replies: Replies | None = None
         self.phases: list[Phase] = []
         self.deadline = 0.0
         # not PR_SET_PDEATHSIG: it fires when the spawning *thread* ends, and the engine
@@ -178,8 +189,13 @@ class Worker:
         """Create each socket inside its namespace; a socket keeps the netns it was made in."""
         for name, where in self.config["sockets"].items():
             if where.get("netns"):
+                from ctdrill.connect.netns import enter_netns  # not shipped: local runs only
+
                 enter_netns(where["netns"])
             self.sockets[name] = packet_socket(where["ifname"])
+        rep = self.config.get("replies")
+        if rep:
+            self.replies = Replies(rep["ifname"], int(rep["peer"]))
 
     def prepare(self) -> None:
         """Build every frame source before `ready`, so the common start is sharp."""
@@ -195,10 +211,16 @@ class Worker:
                 schedule: Schedule = EventSchedule(times)
             else:
                 space = FlowSpace.from_json(ph["space"])
-                source = RowSource([Template.from_json(s["template"]) for s in ph["stages"]],
-                                   space)
+                stage_templates = [Template.from_json(s["template"]) for s in ph["stages"]]
+                if "networks" in self.config:  # a shipped sender checks on its host
+                    sendguard.check(stage_templates, space, self.config["networks"])
+                source = RowSource(stage_templates, space)
                 schedule = schedule_from_json(ph["schedule"])
             phase = Phase(ph["name"], fds, source, schedule, ph.get("limit"), space)
+            if ph.get("split"):
+                phase.window = max(1, min(int(ph["split"]["window"]), space.size - 1
+                                          if space is not None else 1))
+                phase.reply_timeout = float(ph["split"]["timeout_s"])
             if ph.get("teardown") and space is not None:
                 phase.teardown = RowSource([Template.from_json(ph["teardown"]["template"])],
                                            space)
@@ -225,37 +247,11 @@ class Worker:
             limit = min(limit, ph.limit)
         pacer = BatchPacer(ph.schedule, limit=limit)
         stats.started = time.monotonic()
-        pos = filled = 0
         try:
-            while not st.stopping():
-                now = time.monotonic()
-                if now >= self.deadline:
-                    st.stopped = "max_duration"
-                    break
-                g = pacer.grant(now - stats.started, stats.flows)
-                if g.done:
-                    if stats.flows >= limit and capped_by_budget:
-                        st.stopped = "max_packets"
-                    break
-                if g.n == 0:
-                    time.sleep(g.wait)
-                    self.report()
-                    continue
-                if pos >= filled:
-                    filled = ph.source.refill()
-                    pos = 0
-                    if filled == 0:
-                        break
-                k = min(g.n, filled - pos, ASSURED_CHUNK if len(ph.fds) > 1 else g.n)
-                first = -1
-                for fd, ring in zip(ph.fds, ph.source.rings, strict=True):
-                    k = send_frames(fd, ring, pos, k, st.counters, st.stopping)
-                    first = k if first < 0 else first
-                    stats.packets += k
-                stats.flows += first
-                stats.completed += k
-                pos += first
-                self.report()
+            if ph.window:
+                self._split_loop(ph, stats, pacer, limit, capped_by_budget)
+            else:
+                self._send_loop(ph, stats, pacer, limit, capped_by_budget)
         finally:
             stats.ended = time.monotonic()
             stats.requested = (min(ph.schedule.due(stats.ended - stats.started), float(limit))
@@ -266,6 +262,80 @@ class Worker:
                 stats.distinct = min(stats.flows, ph.space.size)
             else:
                 stats.distinct = stats.flows
+
+    def _due(self, pacer: BatchPacer, stats: PhaseStats, limit: int, capped: bool
+             ) -> tuple[int, float] | None:
+        """(flows to send now, wait if none) or None when the phase is over."""
+        st = self.state
+        now = time.monotonic()
+        if now >= self.deadline:
+            st.stopped = "max_duration"
+            return None
+        g = pacer.grant(now - stats.started, stats.flows)
+        if g.done:
+            if stats.flows >= limit and capped:
+                st.stopped = "max_packets"
+            return None
+        return g.n, g.wait
+
+    def _send_loop(self, ph: Phase, stats: PhaseStats, pacer: BatchPacer, limit: int,
+                   capped: bool) -> None:
+        """Every stage from this process: SYN, SYN-ACK, ACK chunk by chunk (or one stage)."""
+        st = self.state
+        pos = filled = 0
+        while not st.stopping():
+            due = self._due(pacer, stats, limit, capped)
+            if due is None:
+                break
+            if due[0] == 0:
+                time.sleep(due[1])
+                self.report()
+                continue
+            if pos >= filled:
+                filled = ph.source.refill()
+                pos = 0
+                if filled == 0:
+                    break
+            k = min(due[0], filled - pos, ASSURED_CHUNK if len(ph.fds) > 1 else due[0])
+            first = -1
+            for fd, ring in zip(ph.fds, ph.source.rings, strict=True):
+                k = send_frames(fd, ring, pos, k, st.counters, st.stopping)
+                first = k if first < 0 else first
+                stats.packets += k
+            stats.flows += first
+            stats.completed += k
+            pos += first
+            self.report()
+
+    def _split_loop(self, ph: Phase, stats: PhaseStats, pacer: BatchPacer, limit: int,
+                    capped: bool) -> None:
+        """SYNs and ACKs from here, SYN-ACKs from the venue's partner on its host: a SYN
+        goes out at the pace, its ACK once the SYN-ACK was seen (or is skipped after
+        reply_timeout: its SYN was dropped on the way). At most `window` unanswered."""
+        st, replies = self.state, self.replies
+        assert replies is not None and ph.space is not None
+        replies.start(ph.space)
+        split = _Split(ph, stats, st.counters, st.stopping)
+        while not st.stopping():
+            split.acknowledge(replies.advance(split.sent))
+            if split.full():
+                replies.wait(REPLY_WAIT_S)
+                continue
+            due = self._due(pacer, stats, limit, capped)
+            if due is None:
+                break
+            if due[0] == 0:
+                replies.wait(min(due[1], REPLY_WAIT_S * 5))
+                self.report()
+                continue
+            if not split.send_syns(due[0]):
+                break
+            self.report()
+        end = time.monotonic() + ph.reply_timeout
+        while split.outstanding() and time.monotonic() < end and not st.aborting():
+            split.acknowledge(replies.advance(split.sent))
+            replies.wait(REPLY_WAIT_S)
+        split.give_up()
 
     def barrier(self, name: str) -> bool:
         """Wait until every worker ended this phase: a fill must be complete everywhere
@@ -324,28 +394,98 @@ class Worker:
                 "phases": [asdict(p) for p in self.state.phases]}
 
 
+class _Split:
+    """The split sender's bookkeeping over one fill of frames: flows sent (SYN) and
+    acknowledged (ACK sent, or given up) so far; a refill waits for every answer."""
+
+    def __init__(self, ph: Phase, stats: PhaseStats, counters: SendCounters,
+                 stopping: Any) -> None:
+        self.ph, self.stats, self.counters, self.stopping = ph, stats, counters, stopping
+        self.sent = self.acked = self.base = self.filled = 0
+        self.chunks: list[tuple[int, float]] = []  # (sent count after a chunk, when)
+
+    def outstanding(self) -> int:
+        return self.sent - self.acked
+
+    def full(self) -> bool:
+        self._expire()
+        at_end = self.sent - self.base >= self.filled and self.filled > 0
+        return self.outstanding() >= self.ph.window or (at_end and self.outstanding() > 0)
+
+    def send_syns(self, n: int) -> bool:
+        if self.sent - self.base >= self.filled:
+            self.base, self.filled = self.sent, self.ph.source.refill()
+            if self.filled == 0:
+                return False
+        k = min(n, self.base + self.filled - self.sent, ASSURED_CHUNK,
+                self.ph.window - self.outstanding())
+        k = send_frames(self.ph.fds[0], self.ph.source.rings[0], self.sent - self.base, k,
+                        self.counters, self.stopping)
+        self.sent += k
+        self.stats.flows += k
+        self.stats.packets += k
+        self.chunks.append((self.sent, time.monotonic()))
+        return True
+
+    def acknowledge(self, answered: int) -> None:
+        """ACK every flow up to `answered` (its SYN-ACK has crossed the gateway)."""
+        upto = min(answered, self.sent)
+        if upto > self.acked:
+            k = send_frames(self.ph.fds[1], self.ph.source.rings[1], self.acked - self.base,
+                            upto - self.acked, self.counters, self.stopping)
+            self.stats.packets += k
+            self.stats.completed += k
+            self.acked += k
+
+    def _expire(self) -> None:
+        """Flows unanswered past reply_timeout are given up (no ACK: no SYN-ACK crossed)."""
+        now = time.monotonic()
+        while self.chunks and (self.chunks[0][0] <= self.acked
+                               or now - self.chunks[0][1] > self.ph.reply_timeout):
+            end, _t = self.chunks.pop(0)
+            if end > self.acked:
+                self.stats.unanswered += end - self.acked
+                self.acked = end
+
+    def give_up(self) -> None:
+        self.stats.unanswered += self.outstanding()
+        self.acked = self.sent
+        self.chunks.clear()
+
+
 def _install_signals(state: State) -> None:
     def handler(signum: int, _frame: object) -> None:
         state.signals += 1
         if not state.signal_name:
             state.signal_name = signal.Signals(signum).name
 
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # HUP: an ssh link dropped
+        signal.signal(sig, handler)
 
 
 def main() -> int:
     config = json.loads(sys.stdin.readline())
     worker = Worker(config)
     _install_signals(worker.state)
+    silence = config.get("silence")
     try:
         if config.get("cpu") is not None:
             os.sched_setaffinity(0, {int(config["cpu"])})
         worker.open_sockets()
         worker.prepare()
-    except (OSError, ValueError, KeyError) as exc:
+        if silence:
+            hostsilence.install(silence["table"], silence["ifname"], silence["matches"])
+    except (OSError, ValueError, KeyError, hostsilence.SilenceError) as exc:
         emit({"type": "failed", "error": str(exc)})
         return 1
+    try:
+        return _run(worker)
+    finally:
+        if silence:
+            hostsilence.remove(silence["table"])
+
+
+def _run(worker: Worker) -> int:
     emit({"type": "ready"})
     line = sys.stdin.readline()
     if not line.startswith("go") or worker.state.stopping():

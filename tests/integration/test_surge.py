@@ -24,8 +24,9 @@ import yaml
 from ctdrill.errors import InvalidInput
 from ctdrill.lab.manager import LabUp
 from ctdrill.surge import suppress
+from ctdrill.surge.launch import open_surge
 from ctdrill.surge.plan import plan_surge
-from ctdrill.surge.runner import SurgeRun, open_surge
+from ctdrill.surge.runner import SurgeRun
 from ctdrill.surge.spec import SurgeLoad
 from ctdrill.system.knobs import global_knobs, read_knob
 from ctdrill.targets.inventory import Inventory

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from ctdrill.cli.app import app
 from ctdrill.cli.surge_cmd import load_surge_spec, spec_from_options
 from ctdrill.errors import ExitCode, InvalidInput
 from ctdrill.surge.plan import plan_surge
-from ctdrill.surge.remote import last_json, remote_files
 from ctdrill.surge.spec import SurgeLoad
 from ctdrill.targets.inventory import Inventory
 
@@ -62,28 +60,23 @@ def test_destination_outside_the_networks_is_refused(inv: Path) -> None:
                     "outside the target networks")
 
 
-def test_assured_from_an_ssh_source_is_not_supported_yet(inv: Path) -> None:
+def test_assured_needs_a_handshake_partner_host(inv: Path) -> None:
     one_line_exit_2(["-i", str(inv), "--rate", "10", "--source", "remote", "--mode",
-                     "assured"], "over SSH are not supported yet")
+                     "assured", "--destination", "10.78.0.9"], "handshake partner")
 
 
-def test_an_ssh_source_gets_a_checked_one_host_plan(inv: Path, tmp_path: Path) -> None:
+def test_an_ssh_source_gets_a_split_plan(inv: Path, tmp_path: Path) -> None:
+    """A source that is no namespace here: the surge is split (senders shipped to it,
+    the handshake partner to the venue); nothing local is entered."""
     (tmp_path / "p.csv").write_text("0,100\n1,200\n")
     spec = SurgeLoad.model_validate({"kind": "surge", "source": "remote", "destination": "venue",
+                                     "protocol": "tcp", "mode": "assured",
                                      "shape": {"kind": "replay", "profile": "p.csv"}})
     plan = plan_surge(spec, Inventory(inv), base_dir=tmp_path)
     assert plan.remote is not None and plan.remote.name == "remote"
-    assert plan.destination_netns is None  # nothing local is touched for a remote surge
-    files = remote_files(plan, "/tmp/ctd-surge-x")
-    remote_spec = yaml.safe_load(files["spec.yaml"])
-    assert remote_spec["source"] == "self" and remote_spec["destination"] == "10.78.0.2"
-    assert remote_spec["shape"]["profile"] == "/tmp/ctd-surge-x/profile.csv"
-    host = yaml.safe_load(files["inventory.yml"])["all"]["hosts"]["self"]
-    assert host["ctdrill_target_networks"] == ["10.77.0.0/16", "10.78.0.0/16"]
-    assert host["ctdrill_addr"] == "10.77.9.9" and host["ctdrill_transport"] == "local"
-    assert files["profile.csv"].splitlines()[1:] == ["0.0,100.0", "1.0,200.0"]
-    assert last_json('^C{"flows": 5}\r\n') == {"flows": 5}
-    assert last_json("Traceback\n") is None
+    assert plan.venue is not None and plan.venue.name == "venue"
+    assert plan.destination_netns is None and plan.source_netns is None
+    assert plan.profile == [(0.0, 100.0), (1.0, 200.0)]
 
 
 def test_nothing_to_send_and_mixed_input(inv: Path, tmp_path: Path) -> None:

@@ -1,0 +1,238 @@
+"""The split surge: senders on the source host, the handshake partner on the venue host.
+
+Used whenever the two ends are not lab namespaces of this machine (real hosts over
+SSH, an opaque lab). Each end is reached only through its connector; the senders
+(worker.py) and the partner (responder.py) are shipped as payloads (connect/payload.py)
+with their frames' recipe: scapy templates built here, flow spaces cut per worker as
+in the local surge (build.py). ASSURED flows are real three-way handshakes across the
+gateway: SYN and ACK from the client, SYN-ACK from the venue (handshake.py says how
+the two ends stay in step). Each end holds its own silence table (hostsilence.py), so
+nothing stays on a host if the orchestrator or the link dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ctdrill import PREFIX
+from ctdrill.connect import Connector, connector_for
+from ctdrill.connect.payload import spawn_module
+from ctdrill.errors import EnvironmentProblem
+from ctdrill.surge.build import NEW_STAGE, _templates, _usable_workers
+from ctdrill.surge.flowspace import FlowSpace
+from ctdrill.surge.netinfo import link_via
+from ctdrill.surge.plan import SurgePlan
+from ctdrill.surge.runner import READY_TIMEOUT_S, STOP_TIMEOUT_S, SurgeRun, WorkerProc
+from ctdrill.surge.shapes import RateSchedule, Schedule, fill_schedule, shape_schedule
+from ctdrill.surge.templates import Link, build_template
+
+SPLIT_STAGES = (("client", "syn"), ("client", "ack"))
+WINDOW = 4096
+"""Flows a sender may have waiting for their SYN-ACK (well under one fill of frames)."""
+REPLY_TIMEOUT_S = 1.0
+CPUS = "import os; print(' '.join(map(str, sorted(os.sched_getaffinity(0)))))"
+
+
+@dataclass
+class SplitBuilt:
+    workers: list[dict[str, Any]]
+    partner: dict[str, Any] | None
+    summary: dict[str, Any]
+
+
+def remote_cpus(conn: Connector) -> list[int]:
+    out = conn.run([conn.python, "-c", CPUS], timeout=30).stdout.split()
+    return [int(c) for c in out] or [0]
+
+
+def _addr(ip: Any) -> int:
+    return int(ip)
+
+
+def _phase(name: str, plan: SurgePlan, link: Link, space: FlowSpace, schedule: Schedule,
+           assured: bool, limit: int | None, workers: int) -> list[dict[str, Any]]:
+    """One phase's config per sender (split.py's stages: no SYN-ACK from here)."""
+    out = []
+    for w, part in enumerate(space.split(workers)):
+        sched = schedule.scaled(1.0 / workers) if isinstance(schedule, RateSchedule) \
+            else schedule
+        stages = SPLIT_STAGES if assured else (("client", NEW_STAGE[plan.spec.protocol]),)
+        ph: dict[str, Any] = {
+            "name": name, "space": part.to_json(), "schedule": sched.to_json(),
+            "stages": _templates(stages, {"client": link}, plan, part),
+            "limit": None if limit is None else limit // workers + (1 if w < limit % workers
+                                                                    else 0)}
+        if assured:
+            ph["split"] = {"window": WINDOW, "timeout_s": REPLY_TIMEOUT_S}
+            if plan.spec.teardown:
+                ph["teardown"] = {"socket": "client", "template": build_template(
+                    "rst", link, part.a.start, str(plan.destination), part.p.start,
+                    part.d.start).to_json()}
+        out.append(ph)
+    return out
+
+
+def _partner_phase(plan: SurgePlan, link: Link | None, space: FlowSpace, assured: bool,
+                   workers: int) -> dict[str, Any]:
+    if not assured or link is None:
+        return {"parts": []}
+    return {"parts": [{"space": part.to_json(), "template": build_template(
+        "synack", link, part.a.start, str(plan.destination), part.p.start,
+        part.d.start).to_json()} for part in space.split(workers)]}
+
+
+def _phases(plan: SurgePlan) -> list[tuple[str, FlowSpace, Schedule, bool, int | None]]:
+    spec = plan.spec
+    out: list[tuple[str, FlowSpace, Schedule, bool, int | None]] = []
+    fill_space = plan.fill_space()
+    if spec.fill is not None and fill_space is not None:
+        out.append(("fill", fill_space, fill_schedule(spec.fill.flows, spec.fill.rate,
+                                                      spec.max_duration_s), True,
+                    spec.fill.flows))
+    out.append(("shape", plan.space(), shape_schedule(spec.shape, plan.profile),
+                 spec.mode == "assured", None))
+    return out
+
+
+def venue_silence(plan: SurgePlan, ifname: str) -> dict[str, Any]:
+    """The venue drops every surge flow at ingress (its kernel must not answer)."""
+    spec, src = plan.spec, [_addr(plan.src_start), _addr(plan.src_last)]
+    dst = [_addr(plan.destination)] * 2
+    matches: list[dict[str, Any]] = [{"proto": spec.protocol, "saddr": src, "daddr": dst,
+                                      "dport": None if spec.protocol == "icmp"
+                                      else list(spec.dst_ports)}]
+    if spec.fill is not None:
+        matches.append({"proto": "tcp", "saddr": src, "daddr": dst,
+                        "dport": list(spec.fill.dst_ports)})
+    return {"table": f"{PREFIX}_surge_v", "ifname": ifname, "matches": matches}
+
+
+def client_silence(plan: SurgePlan, ifname: str, w: int, spaces: list[FlowSpace]
+                   ) -> dict[str, Any]:
+    """Sender w drops the SYN-ACKs of its own flows (its kernel would RST them)."""
+    dst = [_addr(plan.destination)] * 2
+    matches = [{"proto": "tcp", "saddr": dst,
+                "daddr": [s.a.start, s.a.start + s.a.size - 1],
+                "sport": [s.d.start, s.d.start + s.d.size - 1],
+                "dport": [s.p.start, s.p.start + s.p.size - 1]} for s in spaces]
+    return {"table": f"{PREFIX}_surge_c{w}", "ifname": ifname, "matches": matches}
+
+
+def build_split(plan: SurgePlan, client: Connector, venue: Connector | None) -> SplitBuilt:
+    """Every payload's config: the links and CPUs are read on the hosts themselves."""
+    client_link = link_via(client, str(plan.destination))
+    venue_link = link_via(venue, str(plan.src_start)) if venue is not None else None
+    cpus = remote_cpus(client)
+    plan = replace(plan, workers=plan.spec.workers or len(cpus))
+    workers = _usable_workers(plan)
+    per_worker: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
+    assured_parts: list[list[FlowSpace]] = [[] for _ in range(workers)]
+    partner_phases = []
+    for name, space, schedule, assured, limit in _phases(plan):
+        for w, ph in enumerate(_phase(name, plan, client_link, space, schedule, assured,
+                                      limit, workers)):
+            per_worker[w].append(ph)
+            if assured:
+                assured_parts[w].append(FlowSpace.from_json(ph["space"]))
+        partner_phases.append(_partner_phase(plan, venue_link, space, assured, workers))
+    budget = plan.spec.max_packets
+    dst = _addr(plan.destination)
+    configs = []
+    for w in range(workers):
+        cfg: dict[str, Any] = {
+            "worker": w, "workers": workers, "cpu": cpus[w % len(cpus)],
+            "sockets": {"client": {"ifname": client_link.ifname}}, "phases": per_worker[w],
+            "max_packets": budget // workers + (1 if w < budget % workers else 0),
+            "max_duration_s": plan.spec.max_duration_s, "progress_s": 0.1,
+            "networks": list(plan.networks)}
+        if assured_parts[w]:
+            cfg["replies"] = {"ifname": client_link.ifname, "peer": dst}
+            cfg["silence"] = client_silence(plan, client_link.ifname, w, assured_parts[w])
+        configs.append(cfg)
+    partner = None
+    if venue_link is not None:
+        partner = {"ifname": venue_link.ifname, "phases": partner_phases,
+                   "peer": dst, "networks": list(plan.networks),
+                   "silence": venue_silence(plan, venue_link.ifname)}
+    links = {"client": vars(client_link)} | ({"venue": vars(venue_link)} if venue_link else {})
+    summary = {"workers": workers, "links": links, "split": True, "pcap_flows": 0}
+    return SplitBuilt(configs, partner, summary)
+
+
+class SplitSurge(SurgeRun):
+    """SurgeRun's interface and bookkeeping; the processes run on the two hosts."""
+
+    def __init__(self, plan: SurgePlan) -> None:
+        super().__init__(plan)
+        self.partner: WorkerProc | None = None
+        self._conns: list[Connector] = []
+
+    def start(self) -> None:
+        assert self.plan.remote is not None
+        try:
+            client = self._connect(self.plan.remote)
+            venue = self._connect(self.plan.venue) if self.plan.venue is not None else None
+            built = build_split(self.plan, client, venue)
+            self.summary = built.summary
+            if built.partner is not None and venue is not None:
+                self.partner = WorkerProc(spawn_module(venue, "ctdrill.surge.responder",
+                                                       json.dumps(built.partner)))
+                self._await_ready([self.partner], "handshake partner")
+            self.workers = [WorkerProc(spawn_module(client, "ctdrill.surge.worker",
+                                                    json.dumps(c)), self._phase_barrier)
+                            for c in built.workers]
+            self._await_ready(self.workers, "surge worker")
+            self.started_at = time.time()
+            if self.partner is not None:
+                self.partner.send("go")
+            for w in self.workers:
+                w.send("go")
+        except BaseException:
+            self._shutdown()
+            raise
+
+    def _connect(self, target: Any) -> Connector:
+        conn = connector_for(target)
+        self._conns.append(conn)
+        return conn
+
+    @staticmethod
+    def _await_ready(procs: list[WorkerProc], what: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for p in procs:
+            p.ready.wait(max(0.0, deadline - time.monotonic()))
+        failed = [p.failed for p in procs if p.failed or not p.ready.is_set()]
+        if failed:
+            raise EnvironmentProblem(f"{what} failed to start: {failed[0] or 'timeout'}",
+                                     "check the hosts ('ctdrill observe', nft, python3)")
+
+    def _release(self, live: list[WorkerProc]) -> None:
+        """The partner moves to the next phase before any sender starts it."""
+        if self.partner is not None:
+            self.partner.send("next")
+        super()._release(live)
+
+    def stop(self, reason: str | None = None) -> dict[str, Any]:
+        result = super().stop(reason)
+        p = self.partner
+        if p is not None:
+            result["partner"] = {k: v for k, v in (p.done or p.progress).items()
+                                 if k != "type"} | ({"error": p.failed} if p.failed else {})
+        result["split"] = True
+        return result
+
+    def _shutdown(self) -> None:
+        try:
+            super()._shutdown()
+        finally:
+            if self.partner is not None:
+                self.partner.send("stop")
+                self.partner.reap(STOP_TIMEOUT_S)
+            for conn in self._conns:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._conns = []
