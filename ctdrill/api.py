@@ -354,8 +354,14 @@ class AnalysisOptions:
     """When the canary change landed: ISO 8601 or epoch seconds."""
     episode_window_s: float = 60.0
     """Cancel/replace: the windows before and after a pressure episode."""
+    engine: str = "auto"
+    """Where the timeline files are held: auto, duckdb (columnar, out of core) or pandas
+    (in memory); the same numbers (docs/ANALYSIS.md "Engines")."""
 
     def check(self) -> None:
+        if self.engine not in ("auto", "duckdb", "pandas"):
+            raise InvalidInput(f"engine {self.engine!r} is not an engine",
+                               "use auto, duckdb or pandas")
         if (self.canary is None) != (self.change_at is None):
             raise InvalidInput("--canary and --change-at go together",
                                "pass both (canary validation) or neither")
@@ -408,11 +414,13 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
     timeline files) the timeline is read from that server over the log's span."""
     from dataclasses import asdict, replace
 
+    from ctdrill.analysis.engine import open_timeline
     from ctdrill.analysis.export import features_format
     from ctdrill.analysis.features import check_keys
-    from ctdrill.analysis.loaders import load_orders, load_timeline
+    from ctdrill.analysis.loaders import load_orders
     from ctdrill.analysis.pipeline import Config
     from ctdrill.analysis.pipeline import analyze as run_analysis
+    from ctdrill.analysis.pressure import InMemory
 
     opts = options or AnalysisOptions()
     opts.check()
@@ -422,7 +430,7 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
                            "the pressure timeline comes from files or from one server")
     if prometheus is not None:
         prometheus.check()
-    knobs = {k: v for k, v in asdict(opts).items() if k != "change_at"}
+    knobs = {k: v for k, v in asdict(opts).items() if k not in ("change_at", "engine")}
     cfg = Config(**knobs, change_at=None if opts.change_at is None
                  else _epoch_seconds(opts.change_at))
     if features is not None:
@@ -432,15 +440,18 @@ def analyze(log: Path | str, timelines: Sequence[Path | str], *, out_dir: Path |
         check_keys(orders)
     notes: tuple[str, ...] = ()
     if prometheus is None:
-        timeline = load_timeline(timeline_files(timelines), skipped=on_skipped)
-        analysis = run_analysis(orders, timeline, cfg)
+        with open_timeline(timeline_files(timelines), engine=opts.engine,
+                           in_memory=features is not None, skipped=on_skipped,
+                           episode_window_s=cfg.episode_window_s) as held:
+            analysis = run_analysis(orders, held, cfg)
+        timeline = held.timeline if isinstance(held, InMemory) else None
     else:
         timeline, found = _prometheus_timeline(orders, prometheus, cfg.episode_window_s)
         analysis = run_analysis(orders, timeline, cfg)
         analysis = replace(analysis, inputs={**analysis.inputs, "prometheus": found})
         notes = tuple(found["notes"])
     extra: dict[str, Path] = {}
-    if features is not None:
+    if features is not None and timeline is not None:
         analysis = replace(analysis, features=_write_pressure_features(
             orders, timeline, cfg, Path(features)))
         extra["features"] = Path(features)

@@ -1,26 +1,26 @@
 """The columnar, out-of-core engine for the heavy stages of `ctdrill analyze`: the
-timeline is read, differenced per host and matched to each order's window by DuckDB SQL
-over the CSV/Parquet files, so it never sits in Python memory; only per-order results
-(label, exposure, episode flags) come back as arrays. DuckDB runs under a memory limit
-and spills to a temporary directory of the run instead of growing (docs/ANALYSIS.md
-"Engines").
+timeline files are read, checked and split by host by DuckDB, so the whole timeline never
+sits in Python memory; one host at a time comes back, in time order, for labelling.
+DuckDB runs under a memory limit and spills to a temporary directory of the run instead
+of growing (docs/ANALYSIS.md "Engines").
 
-The labelling rule and its numbers are `labels.label_orders`'s, stated as two passes:
-
-1. per file, per host in time order: CTR, the drop counter differenced (a reset counts
-   as no drops), the high and not-low flags, and the gap to the previous sample;
-2. the pad per host (half the nearest-rank median gap), then one sweep per host over the
-   samples and the orders' window edges sorted together: running counts of samples,
-   high and not-low samples read at each edge give what the window holds. An edge
-   [a sorts before a sample at a (samples with t < a lie before the window), an edge b]
-   after one (t <= b is inside): the two `searchsorted` sides of `labels.rows_seen`.
+1. Open: each CSV/Parquet file is scanned once by DuckDB (columns resolved, every value
+   checked, rows per host, time span and unit) - the report's inputs and errors.
+2. Partition: one streaming pass per file writes the log's hosts' samples (host code,
+   time, CTR, drops) as Parquet partitioned by host into the run's temporary directory
+   (a hash partition, no global sort: the cheap way to group 300M rows).
+3. Per host: DuckDB reads that host's partition, differences the drop counter within
+   each file in time order and returns the samples sorted; `labels.label_orders` and
+   `labels.episode_windows` label that host's orders: the same code and arithmetic as
+   the in-memory engine, so the same labels, bit for bit, in memory one host at a time.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -30,18 +30,13 @@ import numpy as np
 import pyarrow as pa
 
 from ctdrill.analysis import columnar_source as src
-from ctdrill.analysis.data import CANCEL_REPLACE, OrderLog
-from ctdrill.analysis.labels import HIGH, LOW, MID, UNOBSERVED, Labels
+from ctdrill.analysis.data import CANCEL_REPLACE, F64, I64, OrderLog, Timeline
+from ctdrill.analysis.labels import LOW, MID, UNOBSERVED, Labels, episode_windows, label_orders
+from ctdrill.analysis.loaders import drops_per_second, sort_order
 from ctdrill.analysis.pressure import Flags
 
 MEMORY_LIMIT = "2GB"
 """DuckDB's own budget (its buffers, sorts, hash tables); past it, it spills to disk."""
-# (slot, kind, edge): kind 0 sorts before samples at the same time ([a), 2 after (b]).
-LABEL_EDGES = ((0, 0, "o.s - p.pad"), (1, 2, "o.e + p.pad"))
-EPISODE_EDGES = ((2, 0, "o.e + p.pad"), (3, 2, "(o.e + p.pad) + {w}"),
-                 (4, 0, "(o.s - p.pad) - {w}"), (5, 2, "o.s - p.pad"))
-
-
 class ColumnarTimeline:
     """CSV/Parquet timeline files behind DuckDB (implements `pressure.Pressure`).
 
@@ -55,7 +50,7 @@ class ColumnarTimeline:
         self._tmp = tempfile.TemporaryDirectory(prefix="ctdrill-analyze-", dir=temp_root)
         self._con = duckdb.connect(":memory:", config={
             "memory_limit": memory_limit, "temp_directory": str(Path(self._tmp.name) / "spill"),
-            "preserve_insertion_order": False, "threads": threads or os.cpu_count() or 1})
+            "preserve_insertion_order": True, "threads": threads or os.cpu_count() or 1})
         try:
             self._files = [(p, src.resolve(self._con, p)) for p in paths]
             self._stats = [src.scan(self._con, p, c) for p, c in self._files]
@@ -70,6 +65,7 @@ class ColumnarTimeline:
         self._rows = rows
         self._window = episode_window_s
         self._episodes: dict[tuple[int, float, float], tuple[Flags, Flags]] = {}
+        self._parted: tuple[int, tuple[str, ...]] | None = None
 
     @property
     def source(self) -> str:
@@ -118,88 +114,91 @@ class ColumnarTimeline:
 
     def _run(self, orders: OrderLog, ctr_high: float, ctr_low: float,
              window: float | None) -> tuple[Labels, tuple[Flags, Flags] | None]:
-        """Both passes: the labels, and with `window` the orders with a high sample
-        within it after (before an episode) and before (after one) their window."""
-        shared = tuple(h for h in orders.hosts if self._rows.get(h, 0) > 0)
+        """Label every order host by host, and with `window` flag those with a high
+        sample within it after (before an episode) and before (after one) their window
+        (labels.episode_windows, before its mid/low filter)."""
+        n = len(orders)
+        label = np.full(n, UNOBSERVED, dtype=np.int8)
+        exposure = np.zeros(n, dtype=np.float64)
+        before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+        shared: list[str] = []
+        by_host = np.argsort(orders.host, kind="stable")
+        bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
+        for code, tl in self._host_timelines(orders):
+            idx = by_host[bounds[code]:bounds[code + 1]]
+            one = _one_host(orders, code, idx)
+            got = label_orders(one, tl, ctr_high, ctr_low)
+            if got.shared_hosts:
+                shared.append(orders.hosts[code])
+            label[idx], exposure[idx] = got.label, got.exposure
+            if window is not None:
+                every = Labels(np.full(idx.size, LOW, dtype=np.int8), got.exposure,
+                               got.shared_hosts, got.slices)
+                b, a = episode_windows(one, tl, every, ctr_high, window)
+                before[idx], after[idx] = b, a
+        ordered = tuple(h for h in orders.hosts if h in shared)
+        near = None if window is None else (before, after)
+        return Labels(label, exposure, ordered), near
+
+    def _host_timelines(self, orders: OrderLog) -> Iterator[tuple[int, Timeline]]:
+        """Each host of the log with samples (code, its one-host Timeline), from the
+        partitions (written once per log): each file's rows sorted by time and its drop
+        counter differenced, then the files merged (`loaders.merge_timelines`' order)."""
+        parts = self._partition(orders)
+        for code, name in enumerate(orders.hosts):
+            pieces = []
+            for f, (_, cols) in enumerate(self._files):
+                files = sorted(str(p) for p in parts.glob(f"f{f}/h={code}/*.parquet"))
+                if files:
+                    listed = "[" + ", ".join(src.quote_literal(p) for p in files) + "]"
+                    got = self._con.execute(
+                        f"SELECT t, ctr, x FROM read_parquet({listed})").fetchnumpy()
+                    pieces.append(_piece(got, cols.drops is not None))
+            if not pieces:
+                continue
+            t, ctr, nfd = (np.concatenate([p[i] for p in pieces]) for i in range(3))
+            if len(pieces) > 1:
+                order = sort_order(np.zeros(t.size, dtype=np.int64), t)
+                t, ctr, nfd = t[order], ctr[order], nfd[order]
+            yield code, Timeline(self._source, (name,), np.array([0, t.size], dtype=np.int64),
+                                 t, ctr, nfd)
+
+    def _partition(self, orders: OrderLog) -> Path:
+        """The log's hosts' samples as Parquet partitioned by host code (f<i>/h=<code>/),
+        each file's rows in file order."""
+        key = (id(orders), orders.hosts)
+        root = Path(self._tmp.name) / "hosts"
+        if self._parted == key:
+            return root
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        shared = [h for h in orders.hosts if self._rows.get(h, 0) > 0]
         codes = np.array([orders.hosts.index(h) for h in shared], dtype=np.int32)
-        self._con.register("ctd_hostmap", pa.table({"code": codes, "name": list(shared)}))
-        rows = np.flatnonzero(np.isin(orders.host, codes))
-        self._con.register("ctd_o", pa.table({
-            "i": rows, "h": orders.host[rows].astype(np.int32), "s": orders.start[rows],
-            "e": orders.end[rows]}))
-        try:
-            self._samples(ctr_high, ctr_low)
-            seen, res = self._sweep(len(orders), window)
-        finally:
-            self._con.execute("DROP TABLE IF EXISTS ctd_s")
-        label, exposure = _labels(seen, res["highs"], res["notlows"])
-        near = None if window is None else (res["before"] > 0, res["after"] > 0)
-        return Labels(label, exposure, shared), near
-
-    def _samples(self, ctr_high: float, ctr_low: float) -> None:
-        """Pass 1: table ctd_s(h, t, hi, nl, dt) of the log's hosts, and ctd_pad."""
-        parts = [src.canonical(p, c, st, "ctd_hostmap", ctr_high, ctr_low)
-                 for (p, c), st in zip(self._files, self._stats, strict=True)]
-        if len(parts) == 1:
-            body = f"SELECT h, t, hi, nl, dt FROM ({parts[0]})"
-        else:  # the gap between samples of the merged timeline, across files
-            union = " UNION ALL ".join(f"SELECT h, t, hi, nl FROM ({q})" for q in parts)
-            body = (f"SELECT h, t, hi, nl, t - lag(t) OVER (PARTITION BY h ORDER BY t) "
-                    f"AS dt FROM ({union})")
-        self._con.execute(f"CREATE OR REPLACE TEMP TABLE ctd_s AS {body}")
-        self._con.execute("""
-            CREATE OR REPLACE TEMP TABLE ctd_pad AS
-            WITH c AS (SELECT h, dt, count(*) AS c FROM ctd_s WHERE dt IS NOT NULL
-                       GROUP BY h, dt),
-                 cum AS (SELECT h, dt, sum(c) OVER (PARTITION BY h ORDER BY dt) AS cum,
-                                sum(c) OVER (PARTITION BY h) AS total FROM c),
-                 med AS (SELECT h, min(dt) FILTER (WHERE cum >= ceil(0.5 * total)) AS m
-                         FROM cum GROUP BY h)
-            SELECT m.code AS h, coalesce(0.5 * med.m, 0.5) AS pad
-            FROM ctd_hostmap AS m LEFT JOIN med ON med.h = m.code""")
-
-    def _sweep(self, n: int, window: float | None) -> tuple[Any, dict[str, Any]]:
-        """Pass 2: per order, samples, high and not-low samples in its window (and high
-        samples in the episode windows); arrays over all n orders (0 off the hosts)."""
-        edges = list(LABEL_EDGES) + (list(EPISODE_EDGES) if window is not None else [])
-        w = src.double(window) if window is not None else ""
-        events = " UNION ALL ".join(
-            f"SELECT o.h, {edge.format(w=w)} AS t, {kind} AS k, o.i, {slot} AS slot "
-            f"FROM ctd_o AS o JOIN ctd_pad AS p ON p.h = o.h" for slot, kind, edge in edges)
-        pick = ", ".join(f"max({col}) FILTER (WHERE slot = {slot}) AS {col}{slot}"
-                         for slot, _, _ in edges for col in ("n", "chi", "cnl"))
-        got = self._con.execute(f"""
-            WITH u AS (
-                SELECT h, t, 1 AS k, hi::INTEGER AS hi, nl::INTEGER AS nl,
-                       NULL::BIGINT AS i, NULL::INTEGER AS slot FROM ctd_s
-                UNION ALL SELECT h, t, k, 0, 0, i, slot FROM ({events})),
-            run AS (
-                SELECT k, i, slot, sum((k = 1)::INTEGER) OVER w AS n,
-                       sum(hi) OVER w AS chi, sum(nl) OVER w AS cnl
-                FROM u WINDOW w AS (PARTITION BY h ORDER BY t, k
-                                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW))
-            SELECT i, {pick} FROM run WHERE k <> 1 GROUP BY i""").fetchnumpy()
-        idx = np.asarray(got["i"], dtype=np.int64)
-
-        def full(values: Any) -> Any:
-            out = np.zeros(n, dtype=np.int64)
-            out[idx] = np.asarray(values, dtype=np.int64)
-            return out
-
-        seen = full(got["n1"] - got["n0"])
-        res = {"highs": full(got["chi1"] - got["chi0"]),
-               "notlows": full(got["cnl1"] - got["cnl0"])}
-        if window is not None:
-            res["before"] = full(got["chi3"] - got["chi2"])
-            res["after"] = full(got["chi5"] - got["chi4"])
-        return seen, res
+        self._con.register("ctd_hostmap", pa.table({"code": codes, "name": shared}))
+        for f, ((path, cols), st) in enumerate(zip(self._files, self._stats, strict=True)):
+            query = src.canonical(path, cols, st, "ctd_hostmap")
+            self._con.execute(f"COPY ({query}) TO {src.quote_literal(str(root / f'f{f}'))} "
+                              "(FORMAT parquet, PARTITION_BY (h))")
+        self._parted = key
+        return root
 
 
-def _labels(seen: Any, highs: Any, notlows: Any) -> tuple[Any, Any]:
-    """The label rule of `labels.label_orders` on the window counts."""
-    label = np.full(seen.size, MID, dtype=np.int8)
-    label[highs > 0] = HIGH
-    label[(seen > 0) & (notlows == 0)] = LOW
-    label[seen == 0] = UNOBSERVED
-    exposure = np.divide(highs, seen, out=np.zeros(seen.size), where=seen > 0)
-    return label, exposure
+def _piece(got: dict[str, Any], drops: bool) -> tuple[F64, F64, F64]:
+    """One file's rows of one host, in file order -> sorted by time (stable), with drops
+    per second (`loaders.drops_per_second`) or the file's own rate."""
+    t = np.asarray(got["t"], dtype=np.float64)
+    order = sort_order(np.zeros(t.size, dtype=np.int64), t)
+    t, ctr = t[order], np.asarray(got["ctr"], dtype=np.float64)[order]
+    x = np.asarray(got["x"], dtype=np.float64)[order]
+    if not drops:
+        return t, ctr, x
+    first = np.zeros(t.size, dtype=bool)
+    first[:1] = True
+    return t, ctr, drops_per_second(first, t, x)
+
+
+def _one_host(orders: OrderLog, code: int, idx: I64) -> OrderLog:
+    """The orders `idx` (all of host `code`) with what labelling reads: host, start, end."""
+    start, end = orders.start[idx], orders.end[idx]
+    return OrderLog(orders.source, (orders.hosts[code],), np.zeros(idx.size, dtype=np.int64),
+                    start, end, start, start, start, start)

@@ -40,10 +40,11 @@ def quote_ident(name: str) -> str:
 
 
 def reader(path: Path) -> str:
-    """The table function reading `path`; Parquet also numbers its rows (file order
-    breaks ties in time, as the loader's stable sort does)."""
+    """The table function reading `path` (read in file order: the connection preserves
+    insertion order, so ties in time keep the file's order, as the loader's stable sort
+    does)."""
     if path.suffix.lower() in PARQUET:
-        return f"read_parquet({quote_literal(str(path))}, file_row_number = true)"
+        return f"read_parquet({quote_literal(str(path))})"
     return f"read_csv({quote_literal(str(path))}, header = true)"
 
 
@@ -59,7 +60,6 @@ class Columns:
     nfd: str | None
     drops: str | None
     t_type: str
-    row: bool
 
 
 def resolve(con: Any, path: Path) -> Columns:
@@ -73,7 +73,7 @@ def resolve(con: Any, path: Path) -> Columns:
         raise InvalidInput(f"cannot read timeline {path}: {first[:160]}",
                            "pass a CSV with a header row, or a Parquet file") from exc
     types = {str(r[0]): str(r[1]) for r in described}
-    lower = {name.strip().lower(): name for name in types if name != "file_row_number"}
+    lower = {name.strip().lower(): name for name in types}
     for alias, canon in TIMELINE_ALIASES.items():
         if alias in lower and canon not in lower:
             lower[canon] = lower[alias]
@@ -89,12 +89,14 @@ def resolve(con: Any, path: Path) -> Columns:
         raise InvalidInput(f"{path}: missing column {' and '.join(need)}", TIMELINE_HINT)
     t_type = types[lower["t"]].split("(")[0]
     if t_type not in NUMERIC and t_type not in TIMES:
+        rows = con.execute(f"SELECT count(*) FROM {reader(path)}").fetchall()
+        if rows[0][0] == 0:  # a header alone reads as text columns
+            raise InvalidInput(f"{path}: no rows", "pass a file with data rows")
         raise Unsupported(f"{path}: times of type {t_type}")
     return Columns(lower["t"], lower["host"], lower.get("ctr"),
                    None if "ctr" in lower else lower.get("count"),
                    None if "ctr" in lower else lower.get("max"), lower.get("nfd_per_s"),
-                   None if "nfd_per_s" in lower else lower.get("drops"), t_type,
-                   "file_row_number" in types)
+                   None if "nfd_per_s" in lower else lower.get("drops"), t_type)
 
 
 def _num(name: str) -> str:
@@ -171,37 +173,21 @@ def scan(con: Any, path: Path, cols: Columns) -> FileStats:
         scale = _scale_of(lo)
         if _scale_of(hi) != scale:
             scale = _scale_of(float(con.execute(
-                f"SELECT approx_quantile(abs({t}), 0.5) FROM {reader(path)}").fetchone()[0]))
+                f"SELECT approx_quantile(abs({t}), 0.5) FROM {reader(path)}").fetchall()[0][0]))
     return FileStats({str(g[0]): int(g[1]) for g in groups},
                      scale, min(float(g[2]) for g in groups) * scale,
                      max(float(g[3]) for g in groups) * scale)
 
 
-def canonical(path: Path, cols: Columns, stats: FileStats, hostmap: str,
-              ctr_high: float, ctr_low: float) -> str:
-    """SELECT h (the log's host code, via `hostmap`), t, r (file row), hi (the drills'
-    high rule: CTR >= ctr_high or new-flow drops), nl (not low: hi or CTR >= ctr_low),
-    dt (time since the host's previous sample in this file; one sort serves both).
-    A drop counter is differenced per host in time order within this file, a reset
-    counting as no drops (the loader's rule)."""
+def canonical(path: Path, cols: Columns, stats: FileStats, hostmap: str) -> str:
+    """SELECT h (the log's host code, via `hostmap`: other hosts are left out), t (epoch
+    seconds), ctr, and x: new-flow drops per second or the cumulative drop counter
+    (`Columns.drops` says which), in file order."""
     t = raw_time(cols) if stats.scale == 1.0 else f"({raw_time(cols)}) * {double(stats.scale)}"
     ctr = _num(cols.ctr) if cols.ctr is not None else (
         f"CASE WHEN {_num(str(cols.max))} > 0 THEN {_num(str(cols.count))} / "
         f"{_num(str(cols.max))} ELSE 0.0 END")
-    row = "file_row_number" if cols.row else "0"
-    base = (f"SELECT m.code AS h, {t} AS t, {row} AS r, {ctr} AS ctr"
-            + (f", {_num(cols.nfd)} AS nfd" if cols.nfd is not None
-               else f", {_num(str(cols.drops))} AS drops")
-            + f" FROM {reader(path)} AS f JOIN {hostmap} AS m "
-            f"ON m.name = CAST(f.{quote_ident(cols.host)} AS VARCHAR)")
-    if cols.nfd is not None:
-        drops = "nfd > 0"
-        extra = ""
-    else:
-        drops = "(coalesce(delta > 0 AND dt > 0, false) AND delta / dt > 0)"
-        extra = ", drops - lag(drops) OVER w AS delta"
-    inner = (f"SELECT *, t - lag(t) OVER w AS dt{extra} FROM ({base}) "
-             f"WINDOW w AS (PARTITION BY h ORDER BY t, r)")
-    high = f"(ctr >= {double(ctr_high)} OR {drops})"
-    return (f"SELECT h, t, r, {high} AS hi, ({high} OR ctr >= {double(ctr_low)}) AS nl, "
-            f"dt FROM ({inner})")
+    x = _num(cols.nfd) if cols.nfd is not None else _num(str(cols.drops))
+    return (f"SELECT m.code AS h, {t} AS t, {ctr} AS ctr, {x} AS x "
+            f"FROM {reader(path)} AS src JOIN {hostmap} AS m "
+            f"ON m.name = CAST(src.{quote_ident(cols.host)} AS VARCHAR)")

@@ -12,13 +12,13 @@ flags and two searchsorted calls per host, O((N + M) log M) for N orders, M samp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ctdrill.analysis.data import F64, I64, OrderLog, Timeline
-from ctdrill.metrics.quantile import nearest_rank
 
 UNOBSERVED, LOW, HIGH, MID = -1, 0, 1, 2
 
@@ -66,11 +66,17 @@ def host_slices(orders: OrderLog, timeline: Timeline) -> dict[str, HostSlice]:
             continue
         pad = 0.0
         if not timeline.step:
-            step = nearest_rank(np.diff(timeline.t[lo:hi]).tolist(), 0.5) if hi - lo > 1 \
-                else None
+            step = median_rank(np.diff(timeline.t[lo:hi])) if hi - lo > 1 else None
             pad = 0.5 * step if step is not None else 0.5
         out[name] = HostSlice(by_host[bounds[code]:bounds[code + 1]], lo, hi, pad)
     return out
+
+
+def median_rank(values: F64) -> float:
+    """`nearest_rank(values, 0.5)` in O(n) without a Python list: a host's millions of
+    sample gaps (the same value: the ceil(n/2)-th smallest)."""
+    k = min(values.size - 1, max(0, math.ceil(0.5 * values.size) - 1))
+    return float(np.partition(values, k)[k])
 
 
 def rows_seen(timeline: Timeline, hs: HostSlice, a: F64, b: F64) -> tuple[I64, I64]:

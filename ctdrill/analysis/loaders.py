@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from ctdrill.analysis.data import (
     CANCEL_REPLACE,
@@ -231,18 +232,14 @@ def timeline_from_frame(df: Any, source: str) -> Timeline:
     else:
         count, maximum = _numeric(df, "count", source), _numeric(df, "max", source)
         ctr = np.divide(count, maximum, out=np.zeros_like(count), where=maximum > 0)
-    order = _sort_order(host, t)
+    order = sort_order(host, t)
     host, t, ctr = host[order], t[order], ctr[order]
     first = np.ones(host.size, dtype=bool)
     first[1:] = host[1:] != host[:-1]
     if "nfd_per_s" in df.columns:
         nfd = _numeric(df, "nfd_per_s", source)[order]
     else:
-        drops = _numeric(df, "drops", source)[order]
-        delta = np.diff(drops, prepend=drops[:1])
-        dt = np.diff(t, prepend=t[:1])
-        delta[first | (delta < 0)] = 0.0
-        nfd = np.divide(delta, dt, out=np.zeros_like(delta), where=dt > 0)
+        nfd = drops_per_second(first, t, _numeric(df, "drops", source)[order])
     offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
     regime = None
     if "_regime" in df.columns:  # watch transitions: the regime each row enters
@@ -250,7 +247,18 @@ def timeline_from_frame(df: Any, source: str) -> Timeline:
     return Timeline(source, hosts, offsets, t, ctr, nfd, regime=regime)
 
 
-def _sort_order(host: I64, t: F64) -> I64:
+def drops_per_second(first: NDArray[np.bool_], t: F64, drops: F64) -> F64:
+    """New-flow drops per second from the cumulative counter, rows sorted by (host, t):
+    `first` marks each host's first row; it, a reset (the counter going down) and a
+    zero gap count as no drops."""
+    delta = np.diff(drops, prepend=drops[:1])
+    dt = np.diff(t, prepend=t[:1])
+    delta[first | (delta < 0)] = 0.0
+    return np.asarray(np.divide(delta, dt, out=np.zeros_like(delta), where=dt > 0),
+                      dtype=np.float64)
+
+
+def sort_order(host: I64, t: F64) -> I64:
     """Sort by (host, t), skipping the sort when the file already is (a large export)."""
     same = host[1:] == host[:-1]
     if (host[1:] >= host[:-1]).all() and (t[1:][same] >= t[:-1][same]).all():
@@ -368,7 +376,7 @@ def merge_timelines(parts: Sequence[Timeline], source: str) -> Timeline:
     host = np.concatenate([np.repeat(np.array([index[h] for h in p.hosts], dtype=np.int64),
                                      np.diff(p.offsets)) for p in parts])
     t = np.concatenate([p.t for p in parts])
-    order = _sort_order(host, t)
+    order = sort_order(host, t)
     host = host[order]
     offsets = np.searchsorted(host, np.arange(len(hosts) + 1)).astype(np.int64)
     regimes = [p.regime for p in parts if p.regime is not None]

@@ -105,7 +105,7 @@ class PromClient:
     def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
         """The matrix of one range query; anything but a matrix is not Prometheus."""
         data = self._call("/api/v1/query_range", {"query": query, "start": f"{start:.3f}",
-                                                  "end": f"{end:.3f}", "step": f"{step:g}"},
+                                                  "end": f"{end:.3f}", "step": repr(float(step))},
                           f"the query {query}")
         if not isinstance(data, dict) or data.get("resultType") != "matrix" \
                 or not isinstance(data.get("result"), list):

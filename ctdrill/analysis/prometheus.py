@@ -3,10 +3,11 @@
 The conntrack series of node_exporter or of `ctdrill watch` are read over the log's span
 (plus the label windows' margins) through /api/v1/query_range, in chunks of at most
 `max_points` grid points, because Prometheus refuses a range query of more than 11,000
-points per series. Each metric is asked twice per chunk: its value and `timestamp()` of
-the sample behind it, so the grid's repeats (Prometheus carries the last sample forward
-for up to 5 minutes) collapse back into the samples Prometheus really scraped: a gap
-stays a gap, reported with each host's coverage, never filled in silently. The samples
+points per series. Each chunk asks a metric's value and `timestamp()` of the sample
+behind it (one query, `paired_query`), so the grid's repeats (Prometheus carries the
+last sample forward for up to 5 minutes) collapse back into the samples Prometheus
+really scraped: a gap stays a gap, reported with each host's coverage, never filled in
+silently. The samples
 then go through `timeline_from_frame`, like a CSV export of the same series: the drop
 counter is differenced per host and a counter reset counts as no drops there (reported).
 """
@@ -35,6 +36,8 @@ GAP_FACTOR = 1.5
 """Samples further apart than this many expected intervals leave a gap (a missed scrape)."""
 LOW_COVERAGE = 0.9
 """A host covering less of the log's span than this gets a note."""
+PART = "ctdrill_part"
+"""The label `paired_query` adds to tell a value from its sample's time."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,15 @@ def raw_samples(values: Series, stamps: Series) -> tuple[F64, F64]:
 
 
 def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in labels.items() if k != "__name__"))
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART)))
+
+
+def paired_query(sel: str) -> str:
+    """One query for a selector's values and the times of the samples behind them, told
+    apart by the PART label: one evaluation, so a scrape landing between two requests
+    cannot pair a value with the next sample's time."""
+    return (f'label_replace({sel}, "{PART}", "value", "", "") or '
+            f'label_replace(timestamp({sel}), "{PART}", "timestamp", "", "")')
 
 
 SeriesSamples = dict[tuple[tuple[str, str], ...], tuple[F64, F64]]
@@ -134,12 +145,11 @@ def fetch_metric(client: PromClient, name: str, match: str | None,
     parts: dict[tuple[tuple[str, str], ...], list[tuple[F64, F64]]] = {}
     sel = selector(name, match)
     for a, b in grid:
-        values = {_key(s.labels): s for s in client.query_range(sel, a, b, step)}
-        if not values:
-            continue
-        for s in client.query_range(f"timestamp({sel})", a, b, step):
+        answer = client.query_range(paired_query(sel), a, b, step)
+        values = {_key(s.labels): s for s in answer if s.labels.get(PART) == "value"}
+        for s in answer:
             v = values.get(_key(s.labels))
-            if v is not None:
+            if s.labels.get(PART) == "timestamp" and v is not None:
                 parts.setdefault(_key(s.labels), []).append(raw_samples(v, s))
     out: SeriesSamples = {}
     for key, pieces in parts.items():

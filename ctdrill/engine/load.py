@@ -25,6 +25,9 @@ __all__ = ["LOADS", "IdleLoad", "LoadContext", "LoadPhase", "UdpFlows", "build_l
 class IdleLoad:
     start_s = 0.0
 
+    def prepare(self) -> None:
+        return None
+
     def start(self) -> None:
         return None
 
@@ -51,6 +54,9 @@ class UdpFlows:
             self.destination = spec.destination
         self._result: dict[str, Any] = {"kind": "udp-flows", "sent": 0, "errors": 0}
         self._thread: threading.Thread | None = None
+
+    def prepare(self) -> None:
+        return None
 
     def _run(self) -> None:
         try:

@@ -14,6 +14,10 @@ from ctdrill.targets.inventory import Inventory
 class LoadPhase(Protocol):
     start_s: float
 
+    def prepare(self) -> None:
+        """Before the observation starts: open every connection and start every helper
+        process the load needs (a full table later drops new connections to a host)."""
+
     def start(self) -> None:
         """Begin, without blocking."""
 

@@ -147,6 +147,9 @@ class Window:
         self.progress(f"observing {', '.join(self.names)} for "
                       f"{self.spec.observe.duration_s:g} s")
         try:
+            self.progress("preparing the load (channels, helper processes)")
+            for _kind, phase in self.phases:  # channels open before the table can fill
+                phase.prepare()
             self.observer.start()
             self.span_start = time.time()
             self.counter.start()
@@ -224,6 +227,9 @@ class Window:
             outcome = phase.stop()
             result.loads.append(outcome)
             self.journal.write(f"{kind}_end", result=outcome)
+        for _kind, phase in self.phases:  # prepared but never started (stopped early)
+            if not any(phase is p for _k, p in self.started):
+                phase.stop()
         self.counter.stop()
         self.observer.close()
         self._flush()

@@ -88,6 +88,7 @@ class ProbePhase:
                                "set ctdrill_addr in the inventory")
         self.client_host, self.venue_host, self.venue_addr = client, venue, venue.addr
         self._conns: list[Connector] = []
+        self._client_conn: Connector | None = None
         self._venue: Spawned | None = None
         self._client: Spawned | None = None
         self._vr: _Reader | None = None
@@ -97,14 +98,18 @@ class ProbePhase:
         self._conns.append(conn)
         return conn.spawn(script_argv(conn.python, source.read_text(), args))
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """The venue responder running and the client's connection open, before any
+        load: the client then starts over a channel of an existing connection."""
         try:
-            self._start()
+            self._prepare()
         except BaseException:
             self._shutdown()
             raise
 
-    def _start(self) -> None:
+    def _prepare(self) -> None:
+        if self._venue is not None:
+            return
         s = self.spec
         self._venue = self._spawn(connector_for(self.venue_host), VENUE_SOURCE, venue_args(s))
         self._vr = _Reader(self._venue)
@@ -113,9 +118,21 @@ class ProbePhase:
             raise EnvironmentProblem("probe venue responder did not start",
                                      self._venue.stderr_tail()
                                      or f"is port {s.tcp_port}/{s.udp_port} free in the venue?")
-        self._client = self._spawn(connector_for(self.client_host), CLIENT_SOURCE,
-                                   client_args(s, str(self.venue_addr), self.duration_s))
-        self._cr = _Reader(self._client)
+        self._client_conn = connector_for(self.client_host)
+        self._conns.append(self._client_conn)
+        self._client_conn.run(["true"], timeout=30)  # opens the connection now
+
+    def start(self) -> None:
+        try:
+            self._prepare()
+            assert self._client_conn is not None
+            self._client = self._client_conn.spawn(script_argv(
+                self._client_conn.python, CLIENT_SOURCE.read_text(),
+                client_args(self.spec, str(self.venue_addr), self.duration_s)))
+            self._cr = _Reader(self._client)
+        except BaseException:
+            self._shutdown()
+            raise
 
     def _shutdown(self) -> None:
         """Both scripts stopped (idempotent), their readers drained, connections closed."""

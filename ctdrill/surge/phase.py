@@ -33,20 +33,34 @@ class SurgePhase:
         self.plan = plan_surge(spec, ctx.inventory, ctx.base_dir)
         self._run: Surge | None = None
         self._error = ""
+        self._prepared = False
         self._thread: threading.Thread | None = None
         threading.Thread(target=_prewarm, daemon=True, name="ctd-scapy").start()
 
-    def _start(self) -> None:
+    def prepare(self) -> None:
+        """Workers (and a remote handshake partner) started and ready before the
+        observation: at start_s only `go` is left to say."""
         from ctdrill.surge.launch import open_surge
 
+        if self._run is not None:
+            return
         run = open_surge(self.plan)
         self._run = run
         try:
-            run.start()
-        except CtdrillError as exc:  # reported in the result, not lost in a thread
+            run.prepare()
+            self._prepared = True
+        except CtdrillError as exc:  # reported in the result, not raised mid-drill
             self._error = exc.one_line()
         except Exception as exc:
             self._error = f"surge failed: {exc!r}"
+
+    def _start(self) -> None:
+        self.prepare()
+        if self._run is not None and self._prepared:
+            try:
+                self._run.go()
+            except Exception as exc:
+                self._error = f"surge failed: {exc!r}"
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._start, daemon=True, name="ctd-surge")

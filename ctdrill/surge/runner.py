@@ -151,6 +151,19 @@ class SurgeRun:
         self.started_at = 0.0
 
     def start(self) -> None:
+        """prepare() then go(): returns once packets flow."""
+        self.prepare()
+        self.go()
+
+    def go(self) -> None:
+        """The common start: every ready process is told `go`."""
+        self._drops0 = backlog_drops()
+        self.started_at = time.time()
+        for w in self.workers:
+            w.send("go")
+
+    def prepare(self) -> None:
+        """Everything up to the first packet: frames built, workers ready, silences on."""
         self._workdir = Path(tempfile.mkdtemp(prefix="ctd-surge-"))
         try:
             built = build(self.plan, self._workdir)
@@ -164,10 +177,6 @@ class SurgeRun:
                 raise EnvironmentProblem(f"surge worker failed to start: {failed[0] or 'timeout'}",
                                          "check the lab ('ctdrill lab status')")
             self._stack.enter_context(suppress.silenced(built.silences))
-            self._drops0 = backlog_drops()
-            self.started_at = time.time()
-            for w in self.workers:
-                w.send("go")
         except BaseException:
             self._shutdown()
             raise
@@ -252,6 +261,10 @@ class Surge(Protocol):
     started_at: float
 
     def start(self) -> None: ...
+
+    def prepare(self) -> None: ...
+
+    def go(self) -> None: ...
 
     def finished(self) -> bool: ...
 

@@ -171,7 +171,7 @@ class SplitSurge(SurgeRun):
         self.partner: WorkerProc | None = None
         self._conns: list[Connector] = []
 
-    def start(self) -> None:
+    def prepare(self) -> None:
         assert self.plan.remote is not None
         try:
             client = self._connect(self.plan.remote)
@@ -186,14 +186,14 @@ class SplitSurge(SurgeRun):
                                                     json.dumps(c)), self._phase_barrier)
                             for c in built.workers]
             self._await_ready(self.workers, "surge worker")
-            self.started_at = time.time()
-            if self.partner is not None:
-                self.partner.send("go")
-            for w in self.workers:
-                w.send("go")
         except BaseException:
             self._shutdown()
             raise
+
+    def go(self) -> None:
+        if self.partner is not None:
+            self.partner.send("go")
+        super().go()
 
     def _connect(self, target: Any) -> Connector:
         conn = connector_for(target)
