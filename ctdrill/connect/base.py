@@ -174,6 +174,17 @@ def checked(done: Completed, where: str) -> Completed:
                         detail[-1] if detail else "no output")
 
 
+TABLE_FULL_HINT = ("its conntrack table may be full: new connections to it are dropped "
+                   "while it is (keep a path in: docs/REAL-HOSTS.md)")
+"""Said whenever a new connection to a host times out: a full table drops the SYN of a
+new SSH connection silently, exactly like a dead host or a firewall."""
+
+
+def timed_out(message: str) -> bool:
+    text = message.lower()
+    return "timed out" in text or "timeout" in text
+
+
 def not_installed(command: str, where: str) -> EnvironmentProblem:
     return EnvironmentProblem(f"required command '{command}' is not installed on {where}",
                               "install it there (scripts/setup.sh on this machine)")

@@ -31,6 +31,7 @@ import paramiko
 from ctdrill.connect.base import (
     DEFAULT_TIMEOUT_S,
     STOP_GRACE_S,
+    TABLE_FULL_HINT,
     CommandTimedOut,
     Completed,
     Tail,
@@ -41,6 +42,7 @@ from ctdrill.connect.base import (
     not_installed,
     shown,
     split_lines,
+    timed_out,
 )
 from ctdrill.errors import CtdrillError, EnvironmentProblem
 from ctdrill.targets.target import Target
@@ -108,8 +110,9 @@ def connect_ssh(target: Target, timeout: float = 5.0) -> paramiko.SSHClient:
         raise EnvironmentProblem(f"SSH to {where} failed: {exc}",
                                  "check that sshd runs there") from exc
     except (TimeoutError, OSError) as exc:
-        raise EnvironmentProblem(f"cannot reach {where}: {exc}",
-                                 "check the address and that sshd runs there") from exc
+        hint = (TABLE_FULL_HINT if timed_out(str(exc)) or isinstance(exc, TimeoutError)
+                else "check the address and that sshd runs there")
+        raise EnvironmentProblem(f"cannot reach {where}: {exc or 'timed out'}", hint) from exc
     transport = client.get_transport()
     if transport is not None:
         transport.set_keepalive(5)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdrill.ansible.runner import RunResult, run_playbook
+from ctdrill.connect.base import TABLE_FULL_HINT, timed_out
 from ctdrill.errors import EnvironmentProblem
 
 
@@ -28,8 +29,10 @@ def _unreachable(result: RunResult, hosts: list[str]) -> None:
     """Unreachable hosts, and hosts Ansible silently skipped (no inventory match), fail."""
     bad = [r for r in result.failures() if r.unreachable]
     if bad:
+        hint = (TABLE_FULL_HINT if timed_out(bad[0].message)
+                else "check the inventory's address, user and key")
         raise EnvironmentProblem(f"target {bad[0].host} is unreachable: {bad[0].message}",
-                                 "check the inventory's address, user and key")
+                                 hint)
     silent = [h for h in hosts if h not in result.hosts]
     if silent:
         raise EnvironmentProblem(f"Ansible returned nothing for {', '.join(silent)} "
