@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,6 +95,7 @@ class Journal:
         self.handler_errors: list[str] = []
         self._handlers: list[Handler] = []
         self._write, self._fsync = write, fsync
+        self._lock = threading.RLock()  # a step's apply journals from its own thread
         self._fd = -1
         try:
             make_dirs_durable(path.parent)
@@ -159,10 +161,11 @@ class Journal:
         check_declared(record)
         stamped = _stamped(record)
         data = record_json(stamped)
-        try:
-            self._append(_encode(data), str(data["type"]))
-        finally:
-            self._notify(stamped)
+        with self._lock:
+            try:
+                self._append(_encode(data), str(data["type"]))
+            finally:
+                self._notify(stamped)
         return stamped, data
 
     def try_emit(self, record: RecordModel) -> bool:

@@ -31,6 +31,7 @@ from ctdrill.journal import Journal
 from ctdrill.journal.records import StepStartRecord, TargetResumedRecord
 from ctdrill.lifecycle.apply import apply_step
 from ctdrill.lifecycle.context import Progress, RunContext
+from ctdrill.lifecycle.stepping import StepApplier
 from ctdrill.metrics.quantile import nearest_rank
 from ctdrill.probe.metrics import is_proxy, label
 from ctdrill.probe.phase import ProbePhase
@@ -117,7 +118,8 @@ class Window:
     def __init__(self, spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
                  progress: Progress, apply_step: StepHook, load_ctx: LoadContext) -> None:
         self.spec, self.journal, self.sig = spec, journal, sig
-        self.progress, self.apply_step = progress, apply_step
+        self.progress = progress
+        self.stepper = StepApplier(apply_step)
         targets = inv.select(spec.observe.hosts or spec.targets.hosts)
         self.names = [t.name for t in targets]
         refuse_unobserved_guards(spec, lambda p: [t.name for t in inv.select(p)])
@@ -177,14 +179,15 @@ class Window:
     def _due(self, elapsed: float) -> None:
         """Start the step and the load phases whose time has come."""
         spec, result = self.spec, self.result
+        self._step_in_place()
         if self.next_step < len(spec.steps) and elapsed >= self.step_starts[self.next_step]:
+            self._step_in_place(wait=True)
             if result.steps:
                 result.steps[-1].end = time.time()
             st = spec.steps[self.next_step]
             self.progress(f"step {st.name}")
             self.journal.emit(StepStartRecord(step=st.name, index=self.next_step))
-            self.apply_step(self.next_step)
-            result.steps.append(StepSpan(st.name, time.time(), float("inf")))
+            self.stepper.begin(self.next_step, st.name)
             self.next_step += 1
         for kind, phase in self.phases:
             if (kind, phase) not in self.started and elapsed >= phase.start_s:
@@ -193,6 +196,12 @@ class Window:
                     result.load_start = time.time()
                 phase.start()
                 self.started.append((kind, phase))
+
+    def _step_in_place(self, wait: bool = False) -> None:
+        """A step whose apply has ended opens its window now."""
+        done = self.stepper.collect(wait)
+        if done is not None:
+            self.result.steps.append(StepSpan(done[0], done[1], float("inf")))
 
     def _feed(self, obs: Observation) -> None:
         entry: dict[str, Any] = {"sample": obs.sample.to_json()}
@@ -218,6 +227,11 @@ class Window:
 
     def _finish(self) -> None:
         result = self.result
+        apply_error: BaseException | None = None
+        try:
+            self._step_in_place(wait=True)  # never leave an apply running into the revert
+        except BaseException as exc:  # raised once everything below is cleaned up
+            apply_error = exc
         end = time.time()
         if result.steps:
             result.steps[-1].end = end
@@ -241,6 +255,8 @@ class Window:
         result.class_series = self.counter.series
         if self.probe is not None:
             result.messages = self.probe.messages()
+        if apply_error is not None:
+            raise apply_error
 
 
 def observe(ctx: RunContext) -> ObservationResult:
