@@ -114,6 +114,12 @@ class PromClient:
         return [Series(dict(r.get("metric", {})), [(float(t), v) for t, v in r["values"]])
                 for r in data["result"]]
 
+    def check_query(self, query: str, at: float) -> None:
+        """Ask `query` as an instant query, for the server's verdict on it alone (its
+        parse error names positions in the user's own text, not in a wrapped query)."""
+        self._call("/api/v1/query", {"query": query, "time": f"{at:.3f}"},
+                   f"the query {query}")
+
     def scrape_interval(self) -> float | None:
         """The shortest scrape interval of the active targets (None: none to tell)."""
         data = self._call("/api/v1/targets?state=active", None, "the targets request")

@@ -314,6 +314,8 @@ def load_prometheus(src: PromSource, lo: float, hi: float, margin_s: float,
     grid = chunks(start, end, step, src.max_points or MAX_POINTS)
     families = FAMILIES[src.metrics]
     names = list(dict.fromkeys(m for f in families for m in f.metrics))
+    if src.match:
+        client.check_query(selector(names[0], src.match), end)
     fetched = {m: fetch_metric(client, m, src.match, grid, step, (start, end)) for m in names}
     if not any(fetched.values()):
         raise InvalidInput(

@@ -65,11 +65,11 @@ def start(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
                                 start_new_session=True)
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the child's group, SIGKILL if it lingers; always reaped."""
+def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
+    """`sig` to the child's group, SIGKILL if it lingers; always reaped."""
     if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -147,8 +147,8 @@ def stack(lab: LabUp) -> Iterator[Stack]:
                    "Prometheus to scrape node_exporter and ctdrill watch")
         yield s
     finally:
-        for proc in procs.values():
-            stop(proc)
+        for name, proc in procs.items():  # the watch closes its agent on Ctrl-C
+            stop(proc, signal.SIGINT if name == "watch" else signal.SIGTERM)
         shutil.rmtree(work, ignore_errors=True)
 
 
