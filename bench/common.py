@@ -39,11 +39,12 @@ def write_page(name: str, title: str, body: str) -> Path:
 
 
 @contextmanager
-def bench_lab(name: str) -> Iterator[LabUp]:
-    """A lab of the benchmark's own (netns only), removed however the run ends."""
+def bench_lab(name: str, ssh: bool = False) -> Iterator[LabUp]:
+    """A lab of the benchmark's own (netns only, or with its sshds), removed however the
+    run ends."""
     from ctdrill.lab import manager
 
-    lab = manager.up(name, ssh=False)
+    lab = manager.up(name, ssh=ssh)
     try:
         yield lab
     finally:
