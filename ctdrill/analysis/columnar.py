@@ -8,7 +8,9 @@ of growing (docs/ANALYSIS.md "Engines").
    checked, rows per host, time span and unit) - the report's inputs and errors.
 2. Partition: one streaming pass per file writes the log's hosts' samples (host code,
    time, CTR, drops) as Parquet partitioned by host into the run's temporary directory
-   (a hash partition, no global sort: the cheap way to group 300M rows).
+   (a hash partition, no global sort: the cheap way to group 300M rows). A Parquet
+   file already clustered by host (its row groups' host min/max say so) is not
+   partitioned: each host is read from it with a filter that skips other row groups.
 3. Per host: DuckDB reads that host's partition, differences the drop counter within
    each file in time order and returns the samples sorted; `labels.label_orders` and
    `labels.episode_windows` label that host's orders: the same code and arithmetic as
@@ -52,6 +54,7 @@ class ColumnarTimeline:
             "memory_limit": memory_limit, "temp_directory": str(Path(self._tmp.name) / "spill"),
             "preserve_insertion_order": True, "threads": threads or os.cpu_count() or 1})
         try:
+            self._con.execute("SET enable_progress_bar = false")  # no bar on stderr
             self._files = [(p, src.resolve(self._con, p)) for p in paths]
             self._stats = [src.scan(self._con, p, c) for p, c in self._files]
         except BaseException:
@@ -122,7 +125,9 @@ class ColumnarTimeline:
         exposure = np.zeros(n, dtype=np.float64)
         before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         shared: list[str] = []
-        by_host = np.argsort(orders.host, kind="stable")
+        # by host, then by start: sorted keys make each host's searchsorted calls walk
+        # its samples forward instead of jumping (per-order results do not depend on it)
+        by_host = np.lexsort((orders.start, orders.host))
         bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
         for code, tl in self._host_timelines(orders):
             idx = by_host[bounds[code]:bounds[code + 1]]
@@ -147,13 +152,19 @@ class ColumnarTimeline:
         parts = self._partition(orders)
         for code, name in enumerate(orders.hosts):
             pieces = []
-            for f, (_, cols) in enumerate(self._files):
-                files = sorted(str(p) for p in parts.glob(f"f{f}/h={code}/*.parquet"))
-                if files:
+            for f, ((path, cols), st) in enumerate(zip(self._files, self._stats, strict=True)):
+                if st.clustered:
+                    if st.rows.get(name, 0) == 0:
+                        continue
+                    query = src.canonical(path, cols, st, None, host=name)
+                else:
+                    files = sorted(str(p) for p in parts.glob(f"f{f}/h={code}/*.parquet"))
+                    if not files:
+                        continue
                     listed = "[" + ", ".join(src.quote_literal(p) for p in files) + "]"
-                    got = self._con.execute(
-                        f"SELECT t, ctr, x FROM read_parquet({listed})").fetchnumpy()
-                    pieces.append(_piece(got, cols.drops is not None))
+                    query = f"SELECT t, ctr, x FROM read_parquet({listed})"
+                pieces.append(_piece(self._con.execute(query).fetchnumpy(),
+                                     cols.drops is not None))
             if not pieces:
                 continue
             t, ctr, nfd = (np.concatenate([p[i] for p in pieces]) for i in range(3))
@@ -176,6 +187,8 @@ class ColumnarTimeline:
         codes = np.array([orders.hosts.index(h) for h in shared], dtype=np.int32)
         self._con.register("ctd_hostmap", pa.table({"code": codes, "name": shared}))
         for f, ((path, cols), st) in enumerate(zip(self._files, self._stats, strict=True)):
+            if st.clustered:
+                continue  # read host by host from the file itself
             query = src.canonical(path, cols, st, "ctd_hostmap")
             self._con.execute(f"COPY ({query}) TO {src.quote_literal(str(root / f'f{f}'))} "
                               "(FORMAT parquet, PARTITION_BY (h))")
@@ -187,9 +200,10 @@ def _piece(got: dict[str, Any], drops: bool) -> tuple[F64, F64, F64]:
     """One file's rows of one host, in file order -> sorted by time (stable), with drops
     per second (`loaders.drops_per_second`) or the file's own rate."""
     t = np.asarray(got["t"], dtype=np.float64)
-    order = sort_order(np.zeros(t.size, dtype=np.int64), t)
-    t, ctr = t[order], np.asarray(got["ctr"], dtype=np.float64)[order]
-    x = np.asarray(got["x"], dtype=np.float64)[order]
+    ctr, x = np.asarray(got["ctr"], dtype=np.float64), np.asarray(got["x"], dtype=np.float64)
+    if not (t[1:] >= t[:-1]).all():  # `sort_order` for one host: stable by time
+        order = np.argsort(t, kind="stable")
+        t, ctr, x = t[order], ctr[order], x[order]
     if not drops:
         return t, ctr, x
     first = np.zeros(t.size, dtype=bool)

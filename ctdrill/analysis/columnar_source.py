@@ -120,12 +120,33 @@ def raw_time(cols: Columns) -> str:
 @dataclass(frozen=True)
 class FileStats:
     """One scan's findings: rows per host name, the time range, the scale of numeric
-    times (epoch s/ms/us/ns by magnitude, the loader's rule)."""
+    times (epoch s/ms/us/ns by magnitude, the loader's rule), and whether the file is
+    clustered by host (read host by host without partitioning it first)."""
 
     rows: dict[str, int]
     scale: float
     t_min: float
     t_max: float
+    clustered: bool = False
+
+
+def clustered(con: Any, path: Path, cols: Columns, hosts: list[str]) -> bool:
+    """A Parquet file whose row groups each hold one host or a few (an export written
+    host by host): its row-group min/max of the host column let a per-host filter read
+    little more than that host's rows."""
+    if path.suffix.lower() not in PARQUET:
+        return False
+    meta = con.execute(
+        "SELECT stats_min_value, stats_max_value FROM parquet_metadata("
+        f"{quote_literal(str(path))}) WHERE path_in_schema = {quote_literal(cols.host)}"
+    ).fetchall()
+    types = con.execute(f"SELECT typeof({quote_ident(cols.host)}) FROM {reader(path)} "
+                        "LIMIT 1").fetchall()
+    if not meta or not types or types[0][0] != "VARCHAR" \
+            or any(lo is None or hi is None for lo, hi in meta):
+        return False
+    read = sum(1 for h in hosts for lo, hi in meta if lo <= h <= hi)
+    return read <= 2 * len(meta)
 
 
 def _check(path: Path, row: tuple[Any, ...], names: list[str]) -> None:
@@ -174,20 +195,26 @@ def scan(con: Any, path: Path, cols: Columns) -> FileStats:
         if _scale_of(hi) != scale:
             scale = _scale_of(float(con.execute(
                 f"SELECT approx_quantile(abs({t}), 0.5) FROM {reader(path)}").fetchall()[0][0]))
-    return FileStats({str(g[0]): int(g[1]) for g in groups},
-                     scale, min(float(g[2]) for g in groups) * scale,
-                     max(float(g[3]) for g in groups) * scale)
+    rows = {str(g[0]): int(g[1]) for g in groups}
+    return FileStats(rows, scale, min(float(g[2]) for g in groups) * scale,
+                     max(float(g[3]) for g in groups) * scale,
+                     clustered(con, path, cols, list(rows)))
 
 
-def canonical(path: Path, cols: Columns, stats: FileStats, hostmap: str) -> str:
+def canonical(path: Path, cols: Columns, stats: FileStats, hostmap: str | None,
+              host: str | None = None) -> str:
     """SELECT h (the log's host code, via `hostmap`: other hosts are left out), t (epoch
     seconds), ctr, and x: new-flow drops per second or the cumulative drop counter
-    (`Columns.drops` says which), in file order."""
+    (`Columns.drops` says which), in file order. With `host` instead of `hostmap`: that
+    host's rows only (t, ctr, x), a filter Parquet's row-group statistics can skip by."""
     t = raw_time(cols) if stats.scale == 1.0 else f"({raw_time(cols)}) * {double(stats.scale)}"
     ctr = _num(cols.ctr) if cols.ctr is not None else (
         f"CASE WHEN {_num(str(cols.max))} > 0 THEN {_num(str(cols.count))} / "
         f"{_num(str(cols.max))} ELSE 0.0 END")
     x = _num(cols.nfd) if cols.nfd is not None else _num(str(cols.drops))
+    if host is not None:
+        return (f"SELECT {t} AS t, {ctr} AS ctr, {x} AS x FROM {reader(path)} "
+                f"WHERE {quote_ident(cols.host)} = {quote_literal(host)}")
     return (f"SELECT m.code AS h, {t} AS t, {ctr} AS ctr, {x} AS x "
             f"FROM {reader(path)} AS src JOIN {hostmap} AS m "
             f"ON m.name = CAST(src.{quote_ident(cols.host)} AS VARCHAR)")

@@ -21,15 +21,23 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 @handle_errors
 def up(name: str = NameOpt,
        ssh: bool = typer.Option(True, "--ssh/--no-ssh", help="Start an sshd in each host."),
+       opaque: bool = typer.Option(False, "--opaque", help=(
+           "Print only the opaque inventory: every host over SSH with no namespace or "
+           "lab hints, as a remote fleet (implies --ssh).")),
        json_out: bool = JsonOpt) -> None:
     """Build client -> gw -> venue (idempotent) and print the inventory path(s)."""
     from ctdrill.lab import manager
 
     with console.status(f"building lab '{name}'", spinner="dots"):
-        result = manager.up(name, ssh=ssh)
+        result = manager.up(name, ssh=ssh or opaque)
+    paths = ([result.plan.opaque_inventory_path] if opaque
+             else list(result.inventories))
     if json_out:
         print_json({"lab": name, "created": result.created,
-                    "inventories": [str(p) for p in result.inventories]})
+                    "inventories": [str(p) for p in paths]})
+        return
+    if opaque:
+        print(paths[0])  # alone on stdout: `-i "$(ctdrill lab up --opaque)"`
         return
     verb = "built" if result.created else "already up"
     console.print(f"lab [bold]{name}[/] {verb}")

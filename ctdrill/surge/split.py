@@ -170,6 +170,7 @@ class SplitSurge(SurgeRun):
         super().__init__(plan)
         self.partner: WorkerProc | None = None
         self._conns: list[Connector] = []
+        self.left_running: list[str] = []
 
     def prepare(self) -> None:
         assert self.plan.remote is not None
@@ -223,6 +224,10 @@ class SplitSurge(SurgeRun):
             result["partner"] = {k: v for k, v in (p.done or p.progress).items()
                                  if k != "type"} | ({"error": p.failed} if p.failed else {})
         result["split"] = True
+        if self.left_running:
+            result["left_running"] = self.left_running
+            result["error"] = result.get("error") or (
+                f"surge process still running after the stop: {self.left_running[0]}")
         return result
 
     def _shutdown(self) -> None:
@@ -232,7 +237,23 @@ class SplitSurge(SurgeRun):
             if self.partner is not None:
                 self.partner.send("stop")
                 self.partner.reap(STOP_TIMEOUT_S)
+            self.left_running = self._still_running()
             for conn in self._conns:
                 with contextlib.suppress(Exception):
                     conn.close()
             self._conns = []
+
+    def _still_running(self) -> list[str]:
+        """Every payload process checked gone on its host (`kill -0` over its connection)."""
+        left = []
+        procs = [(self._conns[0] if self._conns else None, w) for w in self.workers]
+        if self.partner is not None and len(self._conns) > 1:
+            procs.append((self._conns[1], self.partner))
+        for conn, proc in procs:
+            pid = proc.proc.pid
+            if conn is None or pid is None:
+                continue
+            with contextlib.suppress(Exception):
+                if conn.run(["kill", "-0", str(pid)], check=False, timeout=10).ok:
+                    left.append(f"{conn.where} pid {pid}")
+        return left
