@@ -283,12 +283,12 @@ def test_engine_runs_a_surge_drill_end_to_end(lab: LabUp, tmp_path: Path) -> Non
 
 
 def test_a_source_over_ssh_runs_the_surge_there(lab: LabUp, tmp_path: Path) -> None:
-    """An SSH source that is no namespace here: `ctdrill surge` runs on it (the lab's
-    client, reached through its own sshd), stopped mid-way through the channel."""
+    """An SSH source that is no namespace here: the senders are shipped to it (the lab's
+    client, reached through its own sshd; nothing of ctdrill installed for its python3),
+    stopped mid-way through the channel."""
     inv = yaml.safe_load(lab.plan.ssh_inventory_path.read_text())
     client = inv["all"]["children"]["lab"]["children"]["clients"]["hosts"]["client"]
     del client["ctdrill_netns"]  # as a real remote host: nothing local to enter
-    client["ansible_python_interpreter"] = sys.executable  # where ctdrill is installed
     path = tmp_path / "remote.yml"
     path.write_text(yaml.safe_dump(inv))
     gw = lab.plan.host("gw").netns
@@ -304,7 +304,8 @@ def test_a_source_over_ssh_runs_the_surge_there(lab: LabUp, tmp_path: Path) -> N
         wait_until(lambda: ns_count(gw) - before >= 10000, "10k flows through the gateway")
     finally:
         result = run.stop("stopped")
-    assert result["remote"] == "client" and result["stopped"] == "stopped", result
+    # stopped by the controller (its SIGTERM to each sender), not run to its end
+    assert result["split"] and result["stopped"] in ("stopped", "SIGTERM"), result
     assert result["flows"] < 20000 * 30  # stopped through the channel, not run to the end
     settled = wait_stable(lambda: ns_count(gw), "the gateway count")
     assert settled - before == result["flows"] >= 10000
