@@ -68,6 +68,8 @@ def _nft(args: list[str], text: str | None = None) -> subprocess.CompletedProces
 
 
 def _alive(pid: int) -> bool:
+    """system/run.pid_alive's probe, repeated: this module ships alone to the host, and
+    system/run.py imports the rest of ctdrill's shell."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
