@@ -173,12 +173,41 @@ def _never() -> bool:
     return False
 
 
+RUNNER_DIR = re.compile(r"ctd-runner-(\d+)-")
+
+
+def private_dir() -> tempfile.TemporaryDirectory[str]:
+    """ansible-runner's private data dir, named after this process: a SIGKILLed
+    orchestrator cannot remove its own, so the next one sweeps those whose pid is gone."""
+    sweep_stale_dirs(Path(tempfile.gettempdir()))
+    return tempfile.TemporaryDirectory(prefix=f"ctd-runner-{os.getpid()}-")
+
+
+def sweep_stale_dirs(tmp: Path) -> list[Path]:
+    """Remove ctd-runner-PID-* dirs whose PID no longer runs; returns what was removed."""
+    removed = []
+    for entry in tmp.glob("ctd-runner-*"):
+        m = RUNNER_DIR.match(entry.name)
+        if m is None or not entry.is_dir():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
 def run_module(inventory: Path, pattern: str, module: str, args: str = "",
                timeout: int = 120) -> RunResult:
     """Run one module ad hoc on the hosts matching `pattern`."""
     import ansible_runner
 
-    with tempfile.TemporaryDirectory(prefix="ctd-runner-") as pdd:
+    with private_dir() as pdd:
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()), host_pattern=pattern,
             module=module, module_args=args, quiet=True, envvars=_env(pdd), timeout=timeout,
@@ -197,7 +226,7 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
         raise EnvironmentProblem(f"playbook {playbook} is missing", "reinstall ctdrill")
     extravars = {"ctdrill_hosts": host_pattern(hosts),
                  "ctdrill_payload": encode_payload(dict(payload, run_id=run_id))}
-    with tempfile.TemporaryDirectory(prefix="ctd-runner-") as pdd:
+    with private_dir() as pdd:
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
             playbook=str(playbook), extravars=extravars, quiet=True,
