@@ -44,7 +44,7 @@ def test_up_is_idempotent_and_down_leaves_nothing() -> None:
         plan = manager.load_plan(name)
         assert plan is not None
         # a session held open to sshd spawns a child that must also go at down
-        assert len(sshd.lab_sshd_pids(plan)) == 3
+        assert len(sshd.lab_sshd_pids(plan)) == 4  # client, gw, venue + the kernel owner
     finally:
         result = runner.invoke(app, ["lab", "down", "--name", name])
     assert result.exit_code == 0
