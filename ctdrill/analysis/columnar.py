@@ -39,12 +39,15 @@ from ctdrill.analysis.pressure import Flags
 
 MEMORY_LIMIT = "2GB"
 """DuckDB's own budget (its buffers, sorts, hash tables); past it, it spills to disk."""
+
+
 class ColumnarTimeline:
     """CSV/Parquet timeline files behind DuckDB (implements `pressure.Pressure`).
 
-    Opening scans each file once (columns, values, hosts, span); `label` runs the two
-    passes. With `episode_window_s` set, `label` also finds the orders just before and
-    after an episode in the same sweep (when the log has cancel/replace counts)."""
+    Opening scans each file once (columns, values, hosts, span); `label` partitions and
+    labels host by host. With `episode_window_s` set, `label` also finds the orders just
+    before and after an episode in the same pass (when the log has cancel/replace
+    counts), which `episode_windows` then returns without reading the files again."""
 
     def __init__(self, paths: Sequence[Path], *, memory_limit: str = MEMORY_LIMIT,
                  temp_root: Path | None = None, episode_window_s: float | None = None,
@@ -55,6 +58,7 @@ class ColumnarTimeline:
             "preserve_insertion_order": True, "threads": threads or os.cpu_count() or 1})
         try:
             self._con.execute("SET enable_progress_bar = false")  # no bar on stderr
+            self._con.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC
             self._files = [(p, src.resolve(self._con, p)) for p in paths]
             self._stats = [src.scan(self._con, p, c) for p, c in self._files]
         except BaseException:
@@ -67,8 +71,9 @@ class ColumnarTimeline:
                 rows[name] = rows.get(name, 0) + n
         self._rows = rows
         self._window = episode_window_s
-        self._episodes: dict[tuple[int, float, float], tuple[Flags, Flags]] = {}
-        self._parted: tuple[int, tuple[str, ...]] | None = None
+        # per (ctr_high, window): the log they were found for (by identity) and the flags
+        self._episodes: dict[tuple[float, float], tuple[OrderLog, tuple[Flags, Flags]]] = {}
+        self._parted: OrderLog | None = None  # the log whose hosts are partitioned
 
     @property
     def source(self) -> str:
@@ -96,22 +101,22 @@ class ColumnarTimeline:
         self.close()
 
     def label(self, orders: OrderLog, ctr_high: float, ctr_low: float) -> Labels:
-        """`labels.label_orders`, computed by DuckDB over the files."""
+        """`labels.label_orders`, one host's samples in memory at a time."""
         window = self._window if CANCEL_REPLACE in orders.outcomes else None
         labels, near = self._run(orders, ctr_high, ctr_low, window)
         if near is not None and window is not None:
-            self._episodes[(id(orders), ctr_high, window)] = near
+            self._episodes[(ctr_high, window)] = (orders, near)
         return labels
 
     def episode_windows(self, orders: OrderLog, labels: Labels, ctr_high: float,
                         window_s: float) -> tuple[Flags, Flags]:
         """`labels.episode_windows`, from the sweep `label` ran (or a new one)."""
-        key = (id(orders), ctr_high, window_s)
-        if key not in self._episodes:
+        key = (ctr_high, window_s)
+        if key not in self._episodes or self._episodes[key][0] is not orders:
             _, near = self._run(orders, ctr_high, ctr_high, window_s)
             assert near is not None
-            self._episodes[key] = near
-        before, after = self._episodes[key]
+            self._episodes[key] = (orders, near)
+        before, after = self._episodes[key][1]
         outside = (labels.label == LOW) | (labels.label == MID)
         return before & outside, after & outside
 
@@ -177,9 +182,8 @@ class ColumnarTimeline:
     def _partition(self, orders: OrderLog) -> Path:
         """The log's hosts' samples as Parquet partitioned by host code (f<i>/h=<code>/),
         each file's rows in file order."""
-        key = (id(orders), orders.hosts)
         root = Path(self._tmp.name) / "hosts"
-        if self._parted == key:
+        if self._parted is orders:
             return root
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir()
@@ -192,7 +196,7 @@ class ColumnarTimeline:
             query = src.canonical(path, cols, st, "ctd_hostmap")
             self._con.execute(f"COPY ({query}) TO {src.quote_literal(str(root / f'f{f}'))} "
                               "(FORMAT parquet, PARTITION_BY (h))")
-        self._parted = key
+        self._parted = orders
         return root
 
 

@@ -121,7 +121,7 @@ def _label(orders: OrderLog, timeline: Pressure, cfg: Config,
             "nothing to compare: pass a log and timeline that include both calm and "
             "pressured periods, or adjust --ctr-high/--ctr-low")
     keep = (labels.label == HIGH) | (labels.label == LOW)
-    sub = orders.subset(keep)
+    sub = orders if keep.all() else orders.subset(keep)  # no copy of a fully labelled log
     return _Sample(labels, counts, sub, labels.label[keep] == HIGH,
                    np.column_stack([sub.spread_bps, sub.volatility, sub.participation]),
                    hour_of_day(sub.start))

@@ -83,9 +83,13 @@ def _edge_case_files(tmp_path: Path) -> tuple[Path, list[Path]]:
     second = pd.DataFrame({"t": (T0 + np.arange(0, 900, 7.0)) * 1000.0,  # milliseconds
                            "host": "b", "ctr": rng.uniform(0.6, 0.95, 129),
                            "nfd_per_s": rng.choice([0.0, 2.0], 129, p=[0.9, 0.1])})
-    p1, p2 = tmp_path / "one.parquet", tmp_path / "two.csv"
+    p1, p2, p3 = tmp_path / "one.parquet", tmp_path / "two.csv", tmp_path / "three.csv"
     first.to_parquet(p1)
     second.to_csv(p2, index=False)
+    iso = first[first["instance"] == "c"].assign(  # ISO 8601 text, to the microsecond
+        timestamp=lambda f: pd.to_datetime(f["timestamp"].round(6), unit="s", utc=True)
+        .dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    iso.to_csv(p3, index=False)
     n = 3000
     host = rng.choice(["a", "b", "c", "solo", "only-log"], n)
     start = T0 + rng.uniform(-50, 1200, n)
@@ -95,10 +99,10 @@ def _edge_case_files(tmp_path: Path) -> tuple[Path, list[Path]]:
                         "participation": 0.1, "cancels": 1.0})
     path = tmp_path / "log.csv"
     log.to_csv(path, index=False)
-    return path, [p1, p2]
+    return path, [p1, p2, p3]
 
 
-@pytest.mark.parametrize("which", [[0], [1], [0, 1]])
+@pytest.mark.parametrize("which", [[0], [1], [0, 1], [2]])
 def test_labels_and_episode_windows_equal_on_irregular_timelines(
         tmp_path: Path, which: list[int]) -> None:
     log, files = _edge_case_files(tmp_path)
@@ -180,13 +184,18 @@ def test_engine_choice(tmp_path: Path) -> None:
         choose([small], "polars", False)
 
 
-def test_free_text_times_go_to_the_in_memory_engine_under_auto(tmp_path: Path) -> None:
+def test_free_text_times_go_to_the_in_memory_engine_under_auto(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tl = tmp_path / "tl.csv"
-    tl.write_text("t,host,ctr,nfd_per_s\n2024-05-01T00:00:00Z,a,0.5,0\n"
-                  "May 1 2024 00:00:01,a,0.5,0\n")
-    with pytest.raises(InvalidInput, match="cannot read"):
-        with open_timeline([tl], engine="duckdb"):
-            pass
+    tl.write_text("t,host,ctr,nfd_per_s\n2024-05-01T00:00:00 +00:00,a,0.5,0\n"
+                  "2024-05-01T00:00:01 +00:00,a,0.5,0\n")  # text to DuckDB's reader
+    with pytest.raises(InvalidInput, match="cannot read"), \
+            open_timeline([tl], engine="duckdb"):
+        pass
+    monkeypatch.setattr("ctdrill.analysis.engine.AUTO_BYTES", 0)  # "large": duckdb first
+    assert choose([tl], "auto", False) == "duckdb"
+    with open_timeline([tl], engine="auto") as held:
+        assert isinstance(held, InMemory) and len(held) == 2
 
 
 def test_api_gives_the_same_report_with_either_engine(tmp_path: Path,
