@@ -24,6 +24,7 @@ ETH_P_ALL = 0x0003
 """All protocols: only such sockets are taps, which see a frame before the ingress hook;
 a protocol-specific packet socket is served after it, like the IP stack."""
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33
 SNAP = 128
 """Bytes kept per frame: Ethernet + IPv4 (with options) + the TCP header's ports/flags."""
 
@@ -91,7 +92,10 @@ class Capture:
     def __init__(self, ifname: str, matches: Sequence[Match]) -> None:
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self._keep = attach(self.sock, program(matches))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        try:  # past rmem_max (root): a burst of SYNs must not overflow the queue
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20)
+        except PermissionError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
         self.sock.bind((ifname, ETH_P_ALL))
         self.sock.setblocking(False)
         self.buf = bytearray(SNAP)

@@ -43,10 +43,13 @@ def count_behind(sent: int, index: int, size: int) -> int:
     return sent - ((sent - index - 1) % size)
 
 
-def count_ahead(handled: int, index: int, size: int) -> int:
+def count_ahead(handled: int, index: int, size: int, window: int) -> int:
     """The smallest count >= handled whose last flow has `index` (partner side); equal
-    to `handled` when that flow is already handled."""
-    return handled + ((index + 1 - handled) % size)
+    to `handled` when that flow is already handled, or when the count would move more
+    than `window` ahead: the sender is never that far ahead, so the frame is an older
+    flow overtaken on the way (RSS spreads flows across queues) and says nothing new."""
+    ahead = (index + 1 - handled) % size
+    return handled + ahead if ahead <= window else handled
 
 
 class Replies:

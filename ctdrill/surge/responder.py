@@ -28,7 +28,7 @@ from ctdrill.surge.capture import Capture
 from ctdrill.surge.flowspace import FlowSpace
 from ctdrill.surge.frames import Template
 from ctdrill.surge.handshake import count_ahead, syn_matches
-from ctdrill.surge.sendmmsg import SendCounters, SendFailed, packet_socket, send_frames
+from ctdrill.surge.sendmmsg import SendCounters, packet_socket, send_frames
 from ctdrill.surge.worker import RowSource, emit
 
 WAIT_S = 0.05
@@ -106,9 +106,16 @@ class Responder:
         self.parent = os.getppid()
         self.sock = packet_socket(config["ifname"])
         self.last_report = 0.0
+        self.window = int(config["window"])
+        self.budget = int(config["max_packets"])
+        self.deadline = time.monotonic() + float(config["max_duration_s"])
+        self.signalled = ""
 
     def stopping(self) -> bool:
-        return bool(self.control.stop) or os.getppid() != self.parent
+        if self.counters.packets >= self.budget or time.monotonic() >= self.deadline:
+            self.control.stop = self.control.stop or "limit"
+        return (bool(self.control.stop) or bool(self.signalled)
+                or os.getppid() != self.parent)
 
     def parts(self) -> list[Part]:
         i = self.control.phase
@@ -127,7 +134,8 @@ class Responder:
             src, _dst, sport, dport = last
             index = part.space.index(src, sport, dport)
             if index is not None:
-                target = count_ahead(part.answered, index, part.space.size)
+                target = min(count_ahead(part.answered, index, part.space.size, self.window),
+                             part.answered + self.budget - self.counters.packets)
                 self.answered += part.send_upto(target, fd, self.counters, self.stopping)
 
     def run(self) -> str:
@@ -141,7 +149,7 @@ class Responder:
             if now - self.last_report >= 0.1:
                 self.last_report = now
                 emit({"type": "progress", **self.totals()})
-        return self.control.stop or "orphaned"
+        return self.signalled or self.control.stop or "orphaned"
 
     def totals(self) -> dict[str, Any]:
         return {"syns": self.syns, "synacks": self.answered, "phase": self.control.phase,
@@ -156,35 +164,37 @@ def _serve(responder: Responder) -> dict[str, Any]:
     try:
         stopped = responder.run()
         error = ""
-    except SendFailed as exc:
-        stopped, error = "error", str(exc)
+    except Exception as exc:  # reported in `done`, one line, never a traceback
+        stopped, error = "error", f"{type(exc).__name__}: {exc}"
     return {"type": "done", "stopped": stopped, "error": error, **responder.totals()}
 
 
 def main() -> int:
     config = json.loads(sys.stdin.readline())
-    stop = threading.Event()
+    caught: list[str] = []
 
-    def on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
-        raise KeyboardInterrupt
+    def on_signal(signum: int, _frame: object) -> None:  # a flag: never cut the removal
+        caught.append(signal.Signals(signum).name)
 
-    silence = config.get("silence")
-    try:
-        responder = Responder(config)
-        if silence:
-            hostsilence.install(silence["table"], silence["ifname"], silence["matches"])
-    except (OSError, ValueError, KeyError, hostsilence.SilenceError) as exc:
-        emit({"type": "failed", "error": str(exc)})
-        return 1
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, on_signal)
+    silence = config.get("silence")
+    installed = False
     try:
+        try:
+            responder = Responder(config)
+            if silence:
+                hostsilence.install(silence["table"], silence["ifname"], silence["matches"])
+                installed = True
+        except (OSError, ValueError, KeyError, hostsilence.SilenceError) as exc:
+            emit({"type": "failed", "error": str(exc)})
+            return 1
+        responder.signalled = caught[0] if caught else ""
+        signal.signal(signal.SIGTERM, lambda n, f: setattr(responder, "signalled", "SIGTERM"))
+        signal.signal(signal.SIGHUP, lambda n, f: setattr(responder, "signalled", "SIGHUP"))
         emit(_serve(responder))
-    except KeyboardInterrupt:
-        emit({"type": "done", "stopped": "signal", **responder.totals()})
     finally:
-        if silence:
+        if installed:
             hostsilence.remove(silence["table"])
     return 0
 

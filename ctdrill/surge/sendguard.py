@@ -33,12 +33,15 @@ def destinations(template: Template, space: FlowSpace) -> list[int]:
 
 
 def check(templates: Sequence[Template], space: FlowSpace, networks: Sequence[str]) -> None:
-    nets = [ipaddress.ip_network(n) for n in networks]
+    """Every template's destinations (a range's first and last address) inside ONE of
+    the networks, as guard.py asks of the plan (two ends in two networks could span a
+    third one between them)."""
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
     if not nets:
         raise OutsideNetworks("no target networks declared: refusing to send")
     for template in templates:
-        for addr in destinations(template, space):
-            ip = ipaddress.IPv4Address(addr)
-            if not any(ip in n for n in nets):
-                raise OutsideNetworks(f"destination {ip} is outside the target networks "
-                                      f"{', '.join(map(str, nets))}: refusing to send")
+        ends = [ipaddress.IPv4Address(a) for a in destinations(template, space)]
+        if not any(all(ip in n for ip in ends) for n in nets):
+            shown = "-".join(dict.fromkeys(map(str, ends)))
+            raise OutsideNetworks(f"destination {shown} is outside the target networks "
+                                  f"{', '.join(map(str, nets))}: refusing to send")

@@ -34,6 +34,9 @@ SPLIT_STAGES = (("client", "syn"), ("client", "ack"))
 WINDOW = 4096
 """Flows a sender may have waiting for their SYN-ACK (well under one fill of frames)."""
 REPLY_TIMEOUT_S = 1.0
+MAX_WORKERS = 16
+"""Senders per source host at most. Each has its own SSH connection (sshd's MaxSessions,
+10 by default, limits the channels of one), plus a channel for its stop."""
 CPUS = "import os; print(' '.join(map(str, sorted(os.sched_getaffinity(0)))))"
 
 
@@ -45,8 +48,13 @@ class SplitBuilt:
 
 
 def remote_cpus(conn: Connector) -> list[int]:
-    out = conn.run([conn.python, "-c", CPUS], timeout=30).stdout.split()
-    return [int(c) for c in out] or [0]
+    """The CPUs the host lets us use (the last output line: login shells may print)."""
+    lines = conn.run([conn.python, "-c", CPUS], timeout=30).stdout.strip().splitlines()
+    try:
+        return [int(c) for c in lines[-1].split()] or [0]
+    except (IndexError, ValueError):
+        raise EnvironmentProblem(f"cannot read the CPUs of {conn.where}",
+                                 f"'{conn.python} -c' printed {lines[-1:]!r}") from None
 
 
 def _addr(ip: Any) -> int:
@@ -127,7 +135,7 @@ def build_split(plan: SurgePlan, client: Connector, venue: Connector | None) -> 
     client_link = link_via(client, str(plan.destination))
     venue_link = link_via(venue, str(plan.src_start)) if venue is not None else None
     cpus = remote_cpus(client)
-    plan = replace(plan, workers=plan.spec.workers or len(cpus))
+    plan = replace(plan, workers=min(plan.spec.workers or len(cpus), MAX_WORKERS))
     workers = _usable_workers(plan)
     per_worker: list[list[dict[str, Any]]] = [[] for _ in range(workers)]
     assured_parts: list[list[FlowSpace]] = [[] for _ in range(workers)]
@@ -156,7 +164,9 @@ def build_split(plan: SurgePlan, client: Connector, venue: Connector | None) -> 
     partner = None
     if venue_link is not None:
         partner = {"ifname": venue_link.ifname, "phases": partner_phases,
-                   "peer": dst, "networks": list(plan.networks),
+                   "peer": dst, "networks": list(plan.networks), "window": WINDOW,
+                   "max_packets": plan.spec.max_packets,
+                   "max_duration_s": plan.spec.max_duration_s + 2 * REPLY_TIMEOUT_S,
                    "silence": venue_silence(plan, venue_link.ifname)}
     links = {"client": vars(client_link)} | ({"venue": vars(venue_link)} if venue_link else {})
     summary = {"workers": workers, "links": links, "split": True, "pcap_flows": 0}
@@ -164,13 +174,16 @@ def build_split(plan: SurgePlan, client: Connector, venue: Connector | None) -> 
 
 
 class SplitSurge(SurgeRun):
-    """SurgeRun's interface and bookkeeping; the processes run on the two hosts."""
+    """SurgeRun's interface and bookkeeping; the processes run on the two hosts, each
+    sender over its own SSH connection (one channel to run, one to stop it)."""
 
     def __init__(self, plan: SurgePlan) -> None:
         super().__init__(plan)
         self.partner: WorkerProc | None = None
         self._conns: list[Connector] = []
+        self._owners: list[tuple[Connector, WorkerProc]] = []
         self.left_running: list[str] = []
+        self._checked = False
 
     def prepare(self) -> None:
         assert self.plan.remote is not None
@@ -180,16 +193,28 @@ class SplitSurge(SurgeRun):
             built = build_split(self.plan, client, venue)
             self.summary = built.summary
             if built.partner is not None and venue is not None:
-                self.partner = WorkerProc(spawn_module(venue, "ctdrill.surge.responder",
-                                                       json.dumps(built.partner)))
+                self.partner = self._spawn(venue, "ctdrill.surge.responder", built.partner,
+                                           None)
                 self._await_ready([self.partner], "handshake partner")
-            self.workers = [WorkerProc(spawn_module(client, "ctdrill.surge.worker",
-                                                    json.dumps(c)), self._phase_barrier)
-                            for c in built.workers]
+            for i, config in enumerate(built.workers):
+                conn = client if i == 0 else self._connect(self.plan.remote)
+                self.workers.append(self._spawn(conn, "ctdrill.surge.worker", config,
+                                                self._phase_barrier))
             self._await_ready(self.workers, "surge worker")
         except BaseException:
             self._shutdown()
             raise
+
+    def _spawn(self, conn: Connector, main: str, config: dict[str, Any],
+               on_phase_end: Any) -> WorkerProc:
+        try:
+            proc = spawn_module(conn, main, json.dumps(config))
+        except (OSError, EOFError) as exc:
+            raise EnvironmentProblem(f"cannot start {main.rsplit('.', 1)[-1]} on "
+                                     f"{conn.where}: {exc}", "check the host") from None
+        wp = WorkerProc(proc, on_phase_end) if on_phase_end else WorkerProc(proc)
+        self._owners.append((conn, wp))
+        return wp
 
     def go(self) -> None:
         if self.partner is not None:
@@ -219,10 +244,14 @@ class SplitSurge(SurgeRun):
 
     def stop(self, reason: str | None = None) -> dict[str, Any]:
         result = super().stop(reason)
+        result["backlog_drops"] = None  # the orchestrator's softnet counters say nothing here
         p = self.partner
         if p is not None:
-            result["partner"] = {k: v for k, v in (p.done or p.progress).items()
-                                 if k != "type"} | ({"error": p.failed} if p.failed else {})
+            view = {k: v for k, v in (p.done or p.progress).items() if k != "type"}
+            error = p.failed or str(view.get("error") or "")
+            result["partner"] = view | ({"error": error} if error else {})
+            if error and not result.get("error"):
+                result["error"] = f"handshake partner: {error}"
         result["split"] = True
         if self.left_running:
             result["left_running"] = self.left_running
@@ -237,23 +266,25 @@ class SplitSurge(SurgeRun):
             if self.partner is not None:
                 self.partner.send("stop")
                 self.partner.reap(STOP_TIMEOUT_S)
-            self.left_running = self._still_running()
+            if not self._checked:
+                self._checked = True
+                self.left_running = self._still_running()
             for conn in self._conns:
                 with contextlib.suppress(Exception):
                     conn.close()
             self._conns = []
 
     def _still_running(self) -> list[str]:
-        """Every payload process checked gone on its host (`kill -0` over its connection)."""
+        """Every payload process checked gone on its host (`kill -0` over its connection);
+        one that cannot be checked is reported as such, not assumed gone."""
         left = []
-        procs = [(self._conns[0] if self._conns else None, w) for w in self.workers]
-        if self.partner is not None and len(self._conns) > 1:
-            procs.append((self._conns[1], self.partner))
-        for conn, proc in procs:
+        for conn, proc in self._owners:
             pid = proc.proc.pid
-            if conn is None or pid is None:
+            if pid is None:
                 continue
-            with contextlib.suppress(Exception):
+            try:
                 if conn.run(["kill", "-0", str(pid)], check=False, timeout=10).ok:
                     left.append(f"{conn.where} pid {pid}")
+            except Exception as exc:
+                left.append(f"{conn.where} pid {pid} (not verified: {exc})")
         return left

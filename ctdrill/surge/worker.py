@@ -213,7 +213,9 @@ class Worker:
                 space = FlowSpace.from_json(ph["space"])
                 stage_templates = [Template.from_json(s["template"]) for s in ph["stages"]]
                 if "networks" in self.config:  # a shipped sender checks on its host
-                    sendguard.check(stage_templates, space, self.config["networks"])
+                    rst = ph.get("teardown", {}).get("template")
+                    sendguard.check(stage_templates + ([Template.from_json(rst)] if rst else []),
+                                    space, self.config["networks"])
                 source = RowSource(stage_templates, space)
                 schedule = schedule_from_json(ph["schedule"])
             phase = Phase(ph["name"], fds, source, schedule, ph.get("limit"), space)
@@ -374,14 +376,15 @@ class Worker:
                     break
                 if i + 1 < len(self.phases) and not self.barrier(ph.name):
                     break
-        except SendFailed as exc:
+        except Exception as exc:  # whatever failed, the teardown below still runs
             self.state.stopped = "error"
-            self.state.error = str(exc)
+            self.state.error = str(exc) if isinstance(exc, SendFailed) else \
+                f"{type(exc).__name__}: {exc}"
         for ph, stats in zip(self.phases, self.state.phases, strict=False):
             if ph.teardown is not None and stats.completed:
                 try:
                     self.teardown(ph, stats)
-                except SendFailed as exc:
+                except Exception as exc:
                     self.state.error = self.state.error or f"teardown: {exc}"
         if self.state.stopping():
             self.state.stopped = self.state.signal_name

@@ -35,8 +35,16 @@ def test_the_two_ends_agree_on_the_count(size: int, handled: int, ahead: int) ->
     ahead %= size - 1  # the sender never has a whole space outstanding
     sent = handled + ahead + 1  # the client sent up to here; flow sent-1 was answered
     last = (sent - 1) % size
-    assert count_ahead(handled, last, size) == sent
+    assert count_ahead(handled, last, size, window=size) == sent
     assert count_behind(sent, last, size) == sent
+
+
+def test_an_overtaken_syn_moves_nothing() -> None:
+    """Flow 99's SYN arriving after flow 100's was answered: without the window the
+    partner would answer a whole space (size - 1 flows) at once."""
+    assert count_ahead(101, 99, 10 ** 6, window=4096) == 101
+    assert count_ahead(101, 150, 10 ** 6, window=4096) == 151
+    assert count_behind(200, 99, 10 ** 6) == 100  # the client just keeps its max
 
 
 def test_the_bpf_program_drops_by_jumping_to_its_last_instruction() -> None:
@@ -78,6 +86,11 @@ def test_the_send_guard_reads_destinations_from_the_frames() -> None:
     assert sendguard.destinations(reply, space) == [space.a.start, space.a.start]
     with pytest.raises(sendguard.OutsideNetworks, match="no target networks"):
         sendguard.check([t], space, [])
+    wide = FlowSpace(Dim(int(ipaddress.IPv4Address("10.0.0.5")), 2 * 256 + 1), Dim(1, 1),
+                     Dim(9, 1))  # 10.0.0.5 .. 10.0.2.5: its ends in two /24s, not one
+    with pytest.raises(sendguard.OutsideNetworks, match=r"10\.0\.0\.5-10\.0\.2\.5"):
+        sendguard.check([reply], wide, ["10.0.0.0/24", "10.0.2.0/24"])
+    sendguard.check([reply], wide, ["10.0.0.1/16"])  # host bits set, as an inventory may
 
 
 def test_bundles_run_under_a_bare_python_with_no_ctdrill() -> None:
