@@ -8,6 +8,7 @@ change.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,12 +30,20 @@ class Pools:
 
 
 def select_pools(spec: DrillSpec, target_hosts: list[str]) -> Pools:
-    """Deterministic canary selection: the first N hosts in name order."""
+    """Deterministic canary selection: the first N hosts in name order, or with a seed N
+    hosts of a seeded shuffle of the sorted names (independent of inventory order and
+    of Python's hash seed). The rest is the control pool; both go into the journal."""
     hosts = tuple(sorted(target_hosts))
-    if spec.targets.canary is None:
+    canary = spec.targets.canary
+    if canary is None:
         return Pools(hosts, hosts, ())
-    n = spec.targets.canary.size(len(hosts))
-    return Pools(hosts, hosts[:n], hosts[n:])
+    n = canary.size(len(hosts))
+    order = list(hosts)
+    if canary.seed is not None:
+        random.Random(canary.seed).shuffle(order)
+    chosen = set(order[:n])
+    return Pools(hosts, tuple(h for h in hosts if h in chosen),
+                 tuple(h for h in hosts if h not in chosen))
 
 
 def unobserved_guards(spec: DrillSpec, select: Callable[[str], list[str]]) -> list[str]:

@@ -61,6 +61,9 @@ class Canary(Strict):
     exactly_one = ("count", "percent")
     count: int | None = Field(None, ge=1, description="Number of canary hosts.")
     percent: float | None = Field(None, gt=0, le=100, description="Share of hosts, rounded up.")
+    seed: int | None = Field(None, ge=0, description=(
+        "Pick the canary pool by a seeded shuffle of the targets (the same seed, the same "
+        "hosts); unset: the first hosts by name."))
 
     def size(self, n_hosts: int) -> int:
         if self.count is not None:

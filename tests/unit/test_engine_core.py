@@ -45,6 +45,21 @@ def test_canary_pools_are_deterministic_and_recorded() -> None:
     assert select_pools(spec(), ["b", "a"]).canary == ("a", "b")
 
 
+def test_a_seeded_canary_is_the_same_pool_whatever_the_inventory_order() -> None:
+    gws = [f"gw-{i:02d}" for i in range(16)]
+    s = spec(targets={"hosts": "gws", "canary": {"percent": 25, "seed": 7}})
+    pools = select_pools(s, gws)
+    assert len(pools.canary) == 4 and len(pools.control) == 12
+    assert set(pools.canary) | set(pools.control) == set(gws)
+    assert select_pools(s, list(reversed(gws))) == pools  # inventory order does not matter
+    assert pools.canary != tuple(gws[:4])  # not simply the first by name
+    other = select_pools(spec(targets={"hosts": "gws", "canary": {"percent": 25, "seed": 8}}),
+                         gws)
+    assert other.canary != pools.canary
+    # Python's own RNG algorithm is the contract: pinned so a change of it is seen
+    assert pools.canary == ("gw-03", "gw-07", "gw-09", "gw-14"), pools.canary
+
+
 def test_change_sets_default_to_the_canary_and_later_sets_win() -> None:
     s = spec(targets={"hosts": "gws", "canary": {"count": 1}},
              changes=[{"sysctl": {"net.netfilter.nf_conntrack_udp_timeout": 10}},
