@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ctdrill.errors import EnvironmentProblem, InvalidInput
+from ctdrill.system.pids import pid_alive
 
 PLAYBOOKS = Path(__file__).resolve().parent.parent.parent / "playbooks"
 HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,252}")
@@ -188,14 +189,7 @@ def sweep_stale_dirs(tmp: Path) -> list[Path]:
     removed = []
     for entry in tmp.glob("ctd-runner-*"):
         m = RUNNER_DIR.match(entry.name)
-        if m is None or not entry.is_dir():
-            continue
-        try:
-            os.kill(int(m.group(1)), 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if m is None or not entry.is_dir() or pid_alive(int(m.group(1))):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)

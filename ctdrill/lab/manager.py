@@ -189,7 +189,7 @@ def up(name: str, *, ssh: bool = True) -> LabUp:
             sshd.prepare_keys(plan)
             for host in plan.hosts:
                 sshd.start(plan, host)
-            sshd.start_kernel(plan)
+            sshd.start(plan, None)  # the opaque inventory's kernel owner
         inventories = _write_files(plan, ssh)
     except BaseException:
         down(name)

@@ -87,25 +87,21 @@ def prepare_keys(plan: LabPlan) -> None:
     known_hosts(plan).write_text("".join(lines))
 
 
-def start(plan: LabPlan, host: HostPlan) -> None:
+def start(plan: LabPlan, host: HostPlan | None) -> None:
+    """A lab host's sshd in its namespace, or (None) the kernel owner's, in the initial
+    namespace on loopback only."""
     sshd = find_binary("sshd")
     if sshd is None:
         raise EnvironmentProblem("sshd is not installed", "run scripts/setup.sh as root")
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
-    config_file(plan, host.role).write_text(render_config(plan, host))
-    run(in_netns(host.netns, [sshd, "-f", str(config_file(plan, host.role))]))
-    _wait_listening(host.mgmt_ns_addr, 22)
-
-
-def start_kernel(plan: LabPlan) -> None:
-    """The kernel owner's sshd, in the initial namespace, on loopback only."""
-    sshd = find_binary("sshd")
-    if sshd is None:
-        raise EnvironmentProblem("sshd is not installed", "run scripts/setup.sh as root")
-    Path("/run/sshd").mkdir(exist_ok=True)
-    config_file(plan, KERNEL_ROLE).write_text(render_config(plan, None))
-    run([sshd, "-f", str(config_file(plan, KERNEL_ROLE))])
-    _wait_listening("127.0.0.1", plan.kernel_ssh_port)
+    role = host.role if host is not None else KERNEL_ROLE
+    config_file(plan, role).write_text(render_config(plan, host))
+    argv = [sshd, "-f", str(config_file(plan, role))]
+    run(in_netns(host.netns, argv) if host is not None else argv)
+    if host is not None:
+        _wait_listening(host.mgmt_ns_addr, 22)
+    else:
+        _wait_listening("127.0.0.1", plan.kernel_ssh_port)
 
 
 def _wait_listening(addr: str, port: int, timeout: float = 10.0) -> None:

@@ -18,6 +18,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from ctdrill.system.pids import pid_alive
+
 OWNER = re.compile(r'comment "ctdrill surge pid=(\d+)"')
 TABLE_NAME = re.compile(r"ctd_surge_[a-z0-9]{1,12}")
 IFNAME = re.compile(r"[A-Za-z0-9_.@-]{1,15}")
@@ -67,25 +69,13 @@ def _nft(args: list[str], text: str | None = None) -> subprocess.CompletedProces
                           check=False)
 
 
-def _alive(pid: int) -> bool:
-    """system/run.pid_alive's probe, repeated: this module ships alone to the host, and
-    system/run.py imports the rest of ctdrill's shell."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def install(table: str, ifname: str, matches: Sequence[dict[str, Any]]) -> None:
     """Replace a stale table, refuse a live one, install ours (owned by this pid)."""
     text = render(table, ifname, matches, os.getpid())
     old = _nft(["list", "table", "netdev", table])
     if old.returncode == 0:
         m = OWNER.search(old.stdout)
-        if m and int(m.group(1)) != os.getpid() and _alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and pid_alive(int(m.group(1))):
             raise SilenceError(f"another surge (pid {m.group(1)}) owns {table} on this host")
         remove(table)
     done = _nft(["-f", "-"], text)

@@ -70,17 +70,17 @@ def link_towards(netns: str | None, destination: str) -> Link:
 
 def link_via(conn: Connector, destination: str) -> Link:
     """The same, on whatever host `conn` reaches (an SSH host: the split surge)."""
-    netns = conn.where
+    where = conn.where
     routes = _ip_json(conn, ["route", "get", destination])
     if not routes or "dev" not in routes[0]:
-        raise EnvironmentProblem(f"no route to {destination} on {netns}",
+        raise EnvironmentProblem(f"no route to {destination} on {where}",
                                  "check the lab with 'ctdrill lab status'")
     route = routes[0]
     dev = str(route["dev"])
     hop = str(route.get("gateway", destination))
     links = _ip_json(conn, ["link", "show", "dev", dev])
     if not links or not links[0].get("address"):
-        raise EnvironmentProblem(f"interface {dev} on {netns} has no MAC",
+        raise EnvironmentProblem(f"interface {dev} on {where} has no MAC",
                                  "the surge needs an Ethernet interface")
     mac = _neighbour_mac(conn, hop, dev)
     own = str(links[0]["address"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -55,10 +56,6 @@ def remote_cpus(conn: Connector) -> list[int]:
     except (IndexError, ValueError):
         raise EnvironmentProblem(f"cannot read the CPUs of {conn.where}",
                                  f"'{conn.python} -c' printed {lines[-1:]!r}") from None
-
-
-def _addr(ip: Any) -> int:
-    return int(ip)
 
 
 def _phase(name: str, plan: SurgePlan, link: Link, space: FlowSpace, schedule: Schedule,
@@ -108,8 +105,8 @@ def _phases(plan: SurgePlan) -> list[tuple[str, FlowSpace, Schedule, bool, int |
 
 def venue_silence(plan: SurgePlan, ifname: str) -> dict[str, Any]:
     """The venue drops every surge flow at ingress (its kernel must not answer)."""
-    spec, src = plan.spec, [_addr(plan.src_start), _addr(plan.src_last)]
-    dst = [_addr(plan.destination)] * 2
+    spec, src = plan.spec, [int(plan.src_start), int(plan.src_last)]
+    dst = [int(plan.destination)] * 2
     matches: list[dict[str, Any]] = [{"proto": spec.protocol, "saddr": src, "daddr": dst,
                                       "dport": None if spec.protocol == "icmp"
                                       else list(spec.dst_ports)}]
@@ -122,7 +119,7 @@ def venue_silence(plan: SurgePlan, ifname: str) -> dict[str, Any]:
 def client_silence(plan: SurgePlan, ifname: str, w: int, spaces: list[FlowSpace]
                    ) -> dict[str, Any]:
     """Sender w drops the SYN-ACKs of its own flows (its kernel would RST them)."""
-    dst = [_addr(plan.destination)] * 2
+    dst = [int(plan.destination)] * 2
     matches = [{"proto": "tcp", "saddr": dst,
                 "daddr": [s.a.start, s.a.start + s.a.size - 1],
                 "sport": [s.d.start, s.d.start + s.d.size - 1],
@@ -148,7 +145,7 @@ def build_split(plan: SurgePlan, client: Connector, venue: Connector | None) -> 
                 assured_parts[w].append(FlowSpace.from_json(ph["space"]))
         partner_phases.append(_partner_phase(plan, venue_link, space, assured, workers))
     budget = plan.spec.max_packets
-    dst = _addr(plan.destination)
+    dst = int(plan.destination)
     configs = []
     for w in range(workers):
         cfg: dict[str, Any] = {
@@ -206,13 +203,13 @@ class SplitSurge(SurgeRun):
             raise
 
     def _spawn(self, conn: Connector, main: str, config: dict[str, Any],
-               on_phase_end: Any) -> WorkerProc:
+               on_phase_end: Callable[[], None] | None) -> WorkerProc:
         try:
             proc = spawn_module(conn, main, json.dumps(config))
         except (OSError, EOFError) as exc:
             raise EnvironmentProblem(f"cannot start {main.rsplit('.', 1)[-1]} on "
                                      f"{conn.where}: {exc}", "check the host") from None
-        wp = WorkerProc(proc, on_phase_end) if on_phase_end else WorkerProc(proc)
+        wp = WorkerProc(proc, on_phase_end or (lambda: None))
         self._owners.append((conn, wp))
         return wp
 

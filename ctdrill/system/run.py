@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ctdrill.connect.base import CommandFailed
 from ctdrill.connect.netns import netns_argv
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.system.pids import pid_alive
 
 __all__ = ["CommandFailed", "in_netns", "pid_alive", "run"]
 
@@ -38,16 +39,3 @@ def in_netns(netns: str | None, argv: Sequence[str]) -> list[str]:
     return netns_argv(netns, argv) if netns else list(argv)
 
 
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists (signal 0 probes without sending)."""
-    import os
-
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
