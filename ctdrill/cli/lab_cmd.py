@@ -24,23 +24,29 @@ def up(name: str = NameOpt,
        opaque: bool = typer.Option(False, "--opaque", help=(
            "Print only the opaque inventory: every host over SSH with no namespace or "
            "lab hints, as a remote fleet (implies --ssh).")),
+       gateways: int = typer.Option(1, "--gateways", "-g", min=1, max=32, help=(
+           "Gateways in the pool: N lanes client<i> -> gw<i> -> venue<i>, each gateway with "
+           "its own conntrack table, all in group `gateways`.")),
        json_out: bool = JsonOpt) -> None:
-    """Build client -> gw -> venue (idempotent) and print the inventory path(s)."""
+    """Build client -> gw -> venue, or a pool of N such lanes (idempotent), and print the
+    inventory path(s)."""
     from ctdrill.lab import manager
 
     with console.status(f"building lab '{name}'", spinner="dots"):
-        result = manager.up(name, ssh=ssh or opaque)
+        result = manager.up(name, ssh=ssh or opaque, gateways=gateways)
     paths = ([result.plan.opaque_inventory_path] if opaque
              else list(result.inventories))
     if json_out:
         print_json({"lab": name, "created": result.created,
+                    "gateways": result.plan.gateways,
                     "inventories": [str(p) for p in paths]})
         return
     if opaque:
         print(paths[0])  # alone on stdout: `-i "$(ctdrill lab up --opaque)"`
         return
     verb = "built" if result.created else "already up"
-    console.print(f"lab [bold]{name}[/] {verb}")
+    size = f" ({result.plan.gateways} gateways)" if result.plan.is_pool else ""
+    console.print(f"lab [bold]{name}[/]{size} {verb}")
     for path in result.inventories:
         console.print(str(path), soft_wrap=True)
 

@@ -12,14 +12,14 @@ from typing import Any
 
 import yaml
 
-from ctdrill.lab.topology import GATEWAY_TABLE, LabPlan
+from ctdrill.lab.topology import GATEWAY_TABLE, HostPlan, LabPlan
 
 GROUP_OF_ROLE = {"client": "clients", "gw": "gateways", "venue": "venues"}
 KERNEL_OWNER_HOST = "kernel"
 
 
-def python_wrapper_path(plan: LabPlan, role: str) -> Path:
-    return plan.state_dir / "bin" / f"python-{role}"
+def python_wrapper_path(plan: LabPlan, name: str) -> Path:
+    return plan.state_dir / "bin" / f"python-{name}"
 
 
 def render_python_wrapper(netns: str, python: str) -> str:
@@ -47,6 +47,19 @@ def _kernel_owner(python: str) -> dict[str, Any]:
     }
 
 
+def _via(plan: LabPlan, host: HostPlan) -> dict[str, Any]:
+    """`ctdrill_via`: the gateway a client's or venue's traffic crosses. A pool's loads
+    and probes pair the i-th source with the i-th destination and judge each pair by it."""
+    if host.role == "gw":
+        return {}
+    return {"ctdrill_via": plan.host("gw", host.lane).name}
+
+
+def _add_host(children: dict[str, Any], host: HostPlan, hv: dict[str, Any]) -> None:
+    group = children.setdefault(GROUP_OF_ROLE[host.role], {"hosts": {}})
+    group["hosts"][host.name] = hv
+
+
 def render_inventory(plan: LabPlan, transport: str, python: str, *,
                      key_file: Path | None = None,
                      known_hosts: Path | None = None) -> dict[str, Any]:
@@ -58,11 +71,11 @@ def render_inventory(plan: LabPlan, transport: str, python: str, *,
             "ctdrill_netns": host.netns,
             "ctdrill_addr": host.data_addr,
             "ctdrill_kernel_owner": False,
-        }
+        } | _via(plan, host)
         if transport == "netns":
             hv |= {
                 "ansible_connection": "local",
-                "ansible_python_interpreter": str(python_wrapper_path(plan, host.role)),
+                "ansible_python_interpreter": str(python_wrapper_path(plan, host.name)),
                 "ctdrill_transport": "netns",
             }
         elif transport == "ssh":
@@ -82,7 +95,7 @@ def render_inventory(plan: LabPlan, transport: str, python: str, *,
             }
         else:
             raise ValueError(f"unknown transport {transport}")
-        children[GROUP_OF_ROLE[host.role]] = {"hosts": {host.role: hv}}
+        _add_host(children, host, hv)
     return {
         "all": {
             "vars": _common_vars(plan) | {"ctdrill_inventory_transport": transport},
@@ -115,7 +128,8 @@ def render_opaque_inventory(plan: LabPlan, key_file: Path, known_hosts: Path
     for host in plan.hosts:
         hv = _ssh_vars(host.mgmt_ns_addr, 22, key_file, known_hosts)
         hv["ctdrill_addr"] = host.data_addr
-        children[GROUP_OF_ROLE[host.role]] = {"hosts": {host.role: hv}}
+        hv |= _via(plan, host)
+        _add_host(children, host, hv)
     kernel = _ssh_vars("127.0.0.1", plan.kernel_ssh_port, key_file, known_hosts)
     children["kernel_owner"] = {"hosts": {KERNEL_OWNER_HOST: kernel}}
     return {"all": {"vars": {"ctdrill_target_networks": list(plan.target_networks)},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -34,6 +35,9 @@ from ctdrill.lab.topology import (
 from ctdrill.system.preflight import require_lab_prerequisites
 from ctdrill.system.run import in_netns, run
 
+LAB_HOST = re.compile(r"^(client|gw|venue)(\d\d)?$|^mgmt$")
+"""The last part of a lab namespace's name: a host (gw, or gw07 in a pool) or a pool's switch."""
+
 GATEWAY_RULESET = f"""table inet {GATEWAY_TABLE} {{
     chain forward {{
         type filter hook forward priority filter; policy accept;
@@ -57,7 +61,7 @@ def load_plan(name: str) -> LabPlan | None:
     """The plan of an existing lab, from its state file."""
     try:
         data = json.loads(_state_file(name).read_text())
-        return plan_for(data["name"], int(data["index"]))
+        return plan_for(data["name"], int(data["index"]), int(data.get("gateways", 1)))
     except (OSError, ValueError, KeyError):
         return None
 
@@ -96,9 +100,36 @@ def existing_links(prefix: str) -> list[str]:
 
 # ---------------------------------------------------------------- up
 
+def _build_mgmt_switch(plan: LabPlan) -> None:
+    """A pool's management plane: a bridge in its own namespace, one uplink into the
+    initial namespace (one interface name here, whatever the pool's size)."""
+    ns = plan.mgmt_netns
+    run(["ip", "netns", "add", ns])
+    run(in_netns(ns, ["ip", "link", "set", "lo", "up"]))
+    run(in_netns(ns, ["ip", "link", "add", "br0", "type", "bridge"]))
+    run(in_netns(ns, ["ip", "link", "set", "br0", "up"]))
+    run(["ip", "link", "add", plan.mgmt_uplink, "type", "veth", "peer", "name", "up0",
+         "netns", ns])
+    run(["ip", "addr", "add", f"{plan.mgmt_uplink_addr}/24", "dev", plan.mgmt_uplink])
+    run(["ip", "link", "set", plan.mgmt_uplink, "up"])
+    run(in_netns(ns, ["ip", "link", "set", "up0", "master", "br0", "up"]))
+
+
+def _attach_to_switch(plan: LabPlan, host: HostPlan) -> None:
+    port = f"p{plan.hosts.index(host)}"
+    run(in_netns(plan.mgmt_netns, ["ip", "link", "add", port, "type", "veth", "peer", "name",
+                                   "mgmt0", "netns", host.netns]))
+    run(in_netns(plan.mgmt_netns, ["ip", "link", "set", port, "master", "br0", "up"]))
+    run(in_netns(host.netns, ["ip", "addr", "add", f"{host.mgmt_ns_addr}/24", "dev", "mgmt0"]))
+    run(in_netns(host.netns, ["ip", "link", "set", "mgmt0", "up"]))
+
+
 def _build_host(plan: LabPlan, host: HostPlan) -> None:
     run(["ip", "netns", "add", host.netns])
     run(in_netns(host.netns, ["ip", "link", "set", "lo", "up"]))
+    if plan.is_pool:
+        _attach_to_switch(plan, host)
+        return
     # management link: initial namespace <-> host, for sshd
     run(["ip", "link", "add", host.mgmt_link, "type", "veth", "peer", "name", "mgmt0",
          "netns", host.netns])
@@ -108,8 +139,8 @@ def _build_host(plan: LabPlan, host: HostPlan) -> None:
     run(in_netns(host.netns, ["ip", "link", "set", "mgmt0", "up"]))
 
 
-def _build_data_path(plan: LabPlan) -> None:
-    client, gw, venue = plan.hosts
+def _build_data_path(plan: LabPlan, client: HostPlan, gw: HostPlan, venue: HostPlan) -> None:
+    """One lane: client -> gw -> venue, the gateway forwarding with conntrack on."""
     run(["ip", "link", "add", "eth0", "netns", client.netns, "type", "veth",
          "peer", "name", "eth0", "netns", gw.netns])
     run(["ip", "link", "add", "eth0", "netns", venue.netns, "type", "veth",
@@ -142,7 +173,7 @@ def _write_files(plan: LabPlan, ssh: bool) -> list[Path]:
     bindir = plan.state_dir / "bin"
     bindir.mkdir(parents=True, exist_ok=True)
     for host in plan.hosts:
-        wrapper = python_wrapper_path(plan, host.role)
+        wrapper = python_wrapper_path(plan, host.name)
         wrapper.write_text(render_python_wrapper(host.netns, python))
         wrapper.chmod(0o755)
     plan.inventory_path.write_text(dump_inventory(render_inventory(plan, "netns", python)))
@@ -164,12 +195,15 @@ class LabUp:
     created: bool
 
 
-def up(name: str, *, ssh: bool = True) -> LabUp:
-    """Build the lab, or leave a healthy one as it is. A failed build leaves nothing behind."""
+def up(name: str, *, ssh: bool = True, gateways: int = 1) -> LabUp:
+    """Build the lab, or leave a healthy one of the same size as it is. A failed build
+    leaves nothing behind."""
     validate_name(name)
+    plan_for(name, 0, gateways)  # refuse a bad size before touching anything
     require_lab_prerequisites()
     existing = load_plan(name)
-    if existing is not None and all(c.ok for c in status(existing)) and (
+    if existing is not None and existing.gateways == gateways and all(
+        c.ok for c in status(existing)) and (
         not ssh or existing.ssh_inventory_path.exists()
     ):
         invs = [existing.inventory_path]
@@ -177,14 +211,18 @@ def up(name: str, *, ssh: bool = True) -> LabUp:
                  if p.exists()]
         return LabUp(existing, tuple(invs), created=False)
     down(name)  # clear any half-built remains first
-    plan = plan_for(name, free_index(_used_indexes(name)))
+    plan = plan_for(name, free_index(_used_indexes(name)), gateways)
     plan.state_dir.mkdir(parents=True, exist_ok=True)
     _state_file(name).write_text(json.dumps({"name": name, "index": plan.index,
-                                             "ssh": ssh, "created": time.time()}))
+                                             "gateways": gateways, "ssh": ssh,
+                                             "created": time.time()}))
     try:
+        if plan.is_pool:
+            _build_mgmt_switch(plan)
         for host in plan.hosts:
             _build_host(plan, host)
-        _build_data_path(plan)
+        for lane in plan.lanes():
+            _build_data_path(plan, *lane)
         if ssh:
             sshd.prepare_keys(plan)
             for host in plan.hosts:
@@ -247,7 +285,7 @@ def down(name: str) -> list[str]:
         _kill_namespace_processes(ns)
         run(["ip", "netns", "del", ns], check=False)
         removed.append(f"netns {ns}")
-    for link in existing_links(plan.mgmt_link_prefix):
+    for link in existing_links(plan.mgmt_link_prefix):  # a pool's uplink goes with its netns
         run(["ip", "link", "del", link], check=False)
         removed.append(f"link {link}")
     if plan.state_dir.exists():
@@ -263,7 +301,7 @@ def list_labs() -> list[str]:
         names |= {d.name for d in _labs_dir().iterdir() if d.is_dir()}
     for ns in existing_namespaces("ctd-"):
         parts = ns.split("-")
-        if len(parts) == 3 and parts[2] in ("client", "gw", "venue"):
+        if len(parts) == 3 and LAB_HOST.match(parts[2]):
             names.add(parts[1])
     return sorted(n for n in names if NAME_PATTERN.match(n))
 
@@ -277,33 +315,45 @@ class Check:
     detail: str
 
 
-def status(plan: LabPlan) -> list[Check]:
-    """What exists and what is broken, component by component."""
-    checks: list[Check] = []
-    namespaces = set(existing_namespaces(plan.ns_prefix))
-    links = set(existing_links(plan.mgmt_link_prefix))
+def _host_checks(plan: LabPlan, namespaces: set[str], links: set[str]) -> list[Check]:
+    checks = []
+    if plan.is_pool:
+        ok = plan.mgmt_netns in namespaces and plan.mgmt_uplink in links
+        checks.append(Check(f"mgmt switch {plan.mgmt_netns}", ok, "present" if ok else "missing"))
     for host in plan.hosts:
         ok = host.netns in namespaces
         checks.append(Check(f"netns {host.netns}", ok, "present" if ok else "missing"))
-        ok = host.mgmt_link in links
-        checks.append(Check(f"link {host.mgmt_link}", ok, "present" if ok else "missing"))
-    if plan.host("gw").netns in namespaces:
-        gw = plan.host("gw")
-        fwd = run(in_netns(gw.netns, ["cat", "/proc/sys/net/ipv4/ip_forward"]), check=False)
-        checks.append(Check("gw forwarding", fwd.stdout.strip() == "1", fwd.stdout.strip()))
-        tbl = run(in_netns(gw.netns, ["nft", "list", "table", "inet", GATEWAY_TABLE]), check=False)
-        checks.append(Check(f"gw nft table {GATEWAY_TABLE}", tbl.returncode == 0,
-                            "loaded" if tbl.returncode == 0 else "missing"))
-        ping = run(in_netns(plan.host("client").netns,
-                            ["ping", "-c1", "-W1", plan.host("venue").data_addr]), check=False)
-        checks.append(Check("client -> venue via gw", ping.returncode == 0,
-                            "reachable" if ping.returncode == 0 else "unreachable"))
+        if not plan.is_pool:
+            ok = host.mgmt_link in links
+            checks.append(Check(f"link {host.mgmt_link}", ok, "present" if ok else "missing"))
+    return checks
+
+
+def _lane_checks(client: HostPlan, gw: HostPlan, venue: HostPlan) -> list[Check]:
+    fwd = run(in_netns(gw.netns, ["cat", "/proc/sys/net/ipv4/ip_forward"]), check=False)
+    tbl = run(in_netns(gw.netns, ["nft", "list", "table", "inet", GATEWAY_TABLE]), check=False)
+    ping = run(in_netns(client.netns, ["ping", "-c1", "-W1", venue.data_addr]), check=False)
+    return [Check(f"{gw.name} forwarding", fwd.stdout.strip() == "1", fwd.stdout.strip()),
+            Check(f"{gw.name} nft table {GATEWAY_TABLE}", tbl.returncode == 0,
+                  "loaded" if tbl.returncode == 0 else "missing"),
+            Check(f"{client.name} -> {venue.name} via {gw.name}", ping.returncode == 0,
+                  "reachable" if ping.returncode == 0 else "unreachable")]
+
+
+def status(plan: LabPlan) -> list[Check]:
+    """What exists and what is broken, component by component."""
+    namespaces = set(existing_namespaces(plan.ns_prefix))
+    links = set(existing_links(plan.mgmt_link_prefix))
+    checks = _host_checks(plan, namespaces, links)
+    for lane in plan.lanes():
+        if all(h.netns in namespaces for h in lane):
+            checks += _lane_checks(*lane)
     try:
         ssh = bool(json.loads(_state_file(plan.name).read_text()).get("ssh"))
     except (OSError, ValueError):
         ssh = False
     if ssh:
-        for role in [h.role for h in plan.hosts] + [sshd.KERNEL_ROLE]:
+        for role in [h.name for h in plan.hosts] + [sshd.KERNEL_ROLE]:
             pid = sshd.read_pid(plan, role)
             ok = pid is not None and sshd.is_our_sshd(pid, plan)
             checks.append(Check(f"sshd {role}", ok, f"pid {pid}" if ok else "not running"))

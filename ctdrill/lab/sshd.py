@@ -47,7 +47,7 @@ KERNEL_ROLE = "kernel"
 def render_config(plan: LabPlan, host: HostPlan | None) -> str:
     """sshd_config for a lab host, or (None) for the kernel owner on loopback."""
     kd = keys_dir(plan)
-    role = host.role if host is not None else KERNEL_ROLE
+    role = host.name if host is not None else KERNEL_ROLE
     addr, port = ((host.mgmt_ns_addr, 22) if host is not None
                   else ("127.0.0.1", plan.kernel_ssh_port))
     return "\n".join([
@@ -78,7 +78,7 @@ def prepare_keys(plan: LabPlan) -> None:
     _keygen(client_key(plan))
     (kd / "authorized_keys").write_text(Path(f"{client_key(plan)}.pub").read_text())
     lines = []
-    where = [(h.role, h.mgmt_ns_addr) for h in plan.hosts]
+    where = [(h.name, h.mgmt_ns_addr) for h in plan.hosts]
     where.append((KERNEL_ROLE, f"[127.0.0.1]:{plan.kernel_ssh_port}"))
     for role, addr in where:
         _keygen(kd / f"host_{role}")
@@ -94,7 +94,7 @@ def start(plan: LabPlan, host: HostPlan | None) -> None:
     if sshd is None:
         raise EnvironmentProblem("sshd is not installed", "run scripts/setup.sh as root")
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege-separation dir sshd insists on
-    role = host.role if host is not None else KERNEL_ROLE
+    role = host.name if host is not None else KERNEL_ROLE
     config_file(plan, role).write_text(render_config(plan, host))
     argv = [sshd, "-f", str(config_file(plan, role))]
     run(in_netns(host.netns, argv) if host is not None else argv)
@@ -146,7 +146,7 @@ def lab_sshd_pids(plan: LabPlan) -> list[int]:
 def stop_all(plan: LabPlan) -> None:
     """Stop every sshd of this lab, found by pid file or by command line (after a crash)."""
     pids = set(lab_sshd_pids(plan))
-    for role in ("client", "gw", "venue", KERNEL_ROLE):
+    for role in [h.name for h in plan.hosts] + [KERNEL_ROLE]:
         pid = read_pid(plan, role)
         if pid and is_our_sshd(pid, plan):
             pids.add(pid)

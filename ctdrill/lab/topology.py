@@ -24,6 +24,10 @@ CLIENT_NET = ipaddress.ip_network("10.77.0.0/16")
 VENUE_NET = ipaddress.ip_network("10.78.0.0/16")
 MGMT_SUPERNET = "10.230"
 MAX_LABS = 256
+MAX_GATEWAYS = 32
+"""A pool lab is 3 namespaces and 3 sshds per gateway; 32 is what a 2-core machine holds."""
+MGMT_UPLINK_ADDR = 1
+MGMT_HOST_BASE = 10
 KERNEL_SSH_PORT_BASE = 22600
 """The opaque lab's kernel owner: an sshd in the initial namespace on 127.0.0.1:base+index."""
 GATEWAY_TABLE = f"{PREFIX}_lab"
@@ -46,6 +50,10 @@ class HostPlan:
     """One lab host: its namespace, data address and management link."""
 
     role: str
+    name: str
+    """The inventory host name: the role in a one-gateway lab, role + lane (gw03) in a pool."""
+    lane: int
+    """0 in a one-gateway lab; 1..N in a pool (client03 -> gw03 -> venue03)."""
     netns: str
     data_addr: str
     data_prefix: int
@@ -57,8 +65,32 @@ class HostPlan:
 
 @dataclass(frozen=True)
 class LabPlan:
+    """A lab: one client -> gw -> venue path, or (gateways > 1) a pool of N independent
+    lanes client<i> -> gw<i> -> venue<i>, each with the one-gateway semantics the surge
+    and probe have, and the same data addresses (the lanes never meet). A pool's
+    management plane is one bridge in a `mgmt` namespace with a single uplink into the
+    initial namespace, so it needs one interface name there, not 3N."""
+
     name: str
     index: int
+    gateways: int = 1
+
+    @property
+    def is_pool(self) -> bool:
+        return self.gateways > 1
+
+    @property
+    def mgmt_netns(self) -> str:
+        """The pool's management switch (a bridge); unused by a one-gateway lab."""
+        return f"{self.ns_prefix}mgmt"
+
+    @property
+    def mgmt_uplink(self) -> str:
+        return f"{self.mgmt_link_prefix}m"
+
+    @property
+    def mgmt_uplink_addr(self) -> str:
+        return f"{MGMT_SUPERNET}.{self.index}.{MGMT_UPLINK_ADDR}"
 
     @property
     def ns_prefix(self) -> str:
@@ -93,16 +125,15 @@ class LabPlan:
     def target_networks(self) -> tuple[str, ...]:
         return (str(CLIENT_NET), str(VENUE_NET))
 
-    def host(self, role: str) -> HostPlan:
+    def host(self, role: str, lane: int = 0) -> HostPlan:
+        """A host by role (and lane in a pool; lane 0 there means lane 1)."""
+        if self.is_pool:
+            return self._pool_host(role, max(1, lane))
         k = ROLES.index(role)
         base = f"{MGMT_SUPERNET}.{self.index}"
-        data = {
-            "client": (str(CLIENT_NET.network_address + 2), str(CLIENT_NET.network_address + 1)),
-            "gw": (str(CLIENT_NET.network_address + 1), None),
-            "venue": (str(VENUE_NET.network_address + 2), str(VENUE_NET.network_address + 1)),
-        }[role]
+        data = _DATA[role]
         return HostPlan(
-            role=role,
+            role=role, name=role, lane=0,
             netns=f"{self.ns_prefix}{role}",
             data_addr=data[0],
             data_prefix=16,
@@ -112,9 +143,29 @@ class LabPlan:
             mgmt_ns_addr=f"{base}.{4 * k + 2}",
         )
 
+    def _pool_host(self, role: str, lane: int) -> HostPlan:
+        k = (lane - 1) * len(ROLES) + ROLES.index(role)
+        name = f"{role}{lane:02d}"
+        data = _DATA[role]
+        return HostPlan(
+            role=role, name=name, lane=lane, netns=f"{self.ns_prefix}{name}",
+            data_addr=data[0], data_prefix=16, gateway=data[1],
+            mgmt_link="", mgmt_host_addr=self.mgmt_uplink_addr,
+            mgmt_ns_addr=f"{MGMT_SUPERNET}.{self.index}.{MGMT_HOST_BASE + k}")
+
     @property
     def hosts(self) -> tuple[HostPlan, ...]:
+        if self.is_pool:
+            return tuple(self._pool_host(r, lane) for lane in range(1, self.gateways + 1)
+                         for r in ROLES)
         return tuple(self.host(r) for r in ROLES)
+
+    def lanes(self) -> tuple[tuple[HostPlan, HostPlan, HostPlan], ...]:
+        """(client, gw, venue) per lane: one in a one-gateway lab."""
+        if not self.is_pool:
+            return ((self.host("client"), self.host("gw"), self.host("venue")),)
+        return tuple((self._pool_host("client", i), self._pool_host("gw", i),
+                      self._pool_host("venue", i)) for i in range(1, self.gateways + 1))
 
     @property
     def gw_venue_addr(self) -> str:
@@ -122,11 +173,22 @@ class LabPlan:
         return str(VENUE_NET.network_address + 1)
 
 
-def plan_for(name: str, index: int) -> LabPlan:
+_DATA: dict[str, tuple[str, str | None]] = {
+    "client": (str(CLIENT_NET.network_address + 2), str(CLIENT_NET.network_address + 1)),
+    "gw": (str(CLIENT_NET.network_address + 1), None),
+    "venue": (str(VENUE_NET.network_address + 2), str(VENUE_NET.network_address + 1)),
+}
+"""(data address, default route) by role: the same in every lane, which never meet."""
+
+
+def plan_for(name: str, index: int, gateways: int = 1) -> LabPlan:
     validate_name(name)
     if not 0 <= index < MAX_LABS:
         raise InvalidInput(f"lab index {index} out of range", f"use 0..{MAX_LABS - 1}")
-    return LabPlan(name=name, index=index)
+    if not 1 <= gateways <= MAX_GATEWAYS:
+        raise InvalidInput(f"a lab has 1 to {MAX_GATEWAYS} gateways, not {gateways}",
+                           f"use --gateways 1..{MAX_GATEWAYS}")
+    return LabPlan(name=name, index=index, gateways=gateways)
 
 
 def free_index(used: set[int]) -> int:
