@@ -166,6 +166,7 @@ class Observe(Strict):
 
 
 Op = Literal[">", ">=", "<", "<=", "=="]
+Pool = Literal["all", "canary", "control"]
 RegimeName = Literal["CT_HEALTHY", "CT_TIGHTENING", "CT_PRESSURED", "CT_SAFE_CONTAIN"]
 
 
@@ -233,11 +234,14 @@ class ProbeExpectation(Strict):
     pressure: Literal["all", "high", "low"] = Field("all", description="Only messages sent "
                                                     "in high / low pressure windows.")
     step: str | None = None
+    pool: Pool = Field("all", description="Only messages that crossed a gateway of this "
+                       "pool (the client's ctdrill_via): canary, control or all.")
     op: Op
     value: float
 
     def describe(self) -> str:
         where = f" in step {self.step}" if self.step else ""
+        where += f" on the {self.pool} pool" if self.pool != "all" else ""
         q = "" if self.metric in ("timeouts", "retried", "messages", "lost_reports") or \
             self.metric.startswith("cdt") else f"{self.quantile} "
         return self.name or (f"probe {self.proto} {q}{self.metric} ({self.pressure} pressure"
@@ -245,11 +249,15 @@ class ProbeExpectation(Strict):
 
 
 class ClassEntriesExpectation(Strict):
-    """Conntrack entries of one traffic class on a host, counted once a second."""
+    """Conntrack entries of one traffic class on a host, counted once a second. With a
+    group or a pool, the statistic must hold on every one of its hosts."""
 
+    exactly_one = ("host", "pool")
     kind: Literal["class_entries"]
     name: str | None = None
-    host: HostName = Field(..., min_length=1)
+    host: HostName | None = Field(None, min_length=1, description="A host or a group.")
+    pool: Literal["canary", "control"] | None = Field(None, description="Every host of "
+                                                      "the canary or the control pool.")
     protocol: Literal["tcp", "udp"]
     port: int = Field(..., ge=1, le=65535)
     stat: Literal["max", "min", "mean", "last"] = "max"
@@ -257,8 +265,29 @@ class ClassEntriesExpectation(Strict):
     value: float
 
     def describe(self) -> str:
+        where = self.host or f"every {self.pool} host"
         return self.name or (f"{self.stat} conntrack entries of {self.protocol}/{self.port} "
-                             f"on {self.host} {self.op} {self.value:g}")
+                             f"on {where} {self.op} {self.value:g}")
+
+
+class CanaryVsControlExpectation(Strict):
+    """The canary pool against the control pool under the same load: a probe statistic
+    over the messages that crossed canary gateways, compared with `ratio` times the same
+    statistic over the control pool's. Judges the difference, not one host."""
+
+    kind: Literal["canary_vs_control"]
+    name: str | None = None
+    proto: Literal["tcp", "udp", "any"] = "any"
+    metric: ProbeMetric
+    quantile: Literal["p50", "p95", "p99", "max"] = "p99"
+    pressure: Literal["all", "high", "low"] = "all"
+    op: Op
+    ratio: float = Field(1.0, gt=0, description="canary OP ratio x control.")
+
+    def describe(self) -> str:
+        scale = f"{self.ratio:g} x " if self.ratio != 1 else ""
+        return self.name or (f"canary {self.proto} {self.quantile} {self.metric} {self.op} "
+                             f"{scale}control's")
 
 
 class StepTrendExpectation(Strict):
@@ -287,7 +316,8 @@ class StepTrendExpectation(Strict):
 
 
 Expectation = Annotated[MetricExpectation | RegimeExpectation | ProbeExpectation
-                        | ClassEntriesExpectation | StepTrendExpectation,
+                        | ClassEntriesExpectation | StepTrendExpectation
+                        | CanaryVsControlExpectation,
                         Field(discriminator="kind")]
 
 
@@ -302,6 +332,27 @@ class Ceiling(Strict):
 class Guards(Strict):
     max_duration_s: float = Field(600.0, gt=0, description="Wall-time budget of the whole run.")
     ceilings: list[Ceiling] = Field(default_factory=list)
+
+
+Share = Annotated[str, Matching(r"([1-9][0-9]?|100)%",
+                                "{} is not a share of the hosts: '1%' to '100%'")]
+WaveSize = Annotated[int, Field(ge=1)] | Share
+"""Hosts in one wave: a count, or a percent of the rollout's hosts (rounded up)."""
+HaltRegime = Literal["CT_TIGHTENING", "CT_PRESSURED", "CT_SAFE_CONTAIN"]
+
+
+class Rollout(Strict):
+    """Apply the changes in waves, like Ansible's `serial`: after each wave the guards
+    are checked on the hosts changed so far, and a tripped guard stops the rollout."""
+
+    serial: WaveSize | Annotated[list[WaveSize], Field(min_length=1)] = Field(..., description=(
+        "Hosts per wave: a count, a percent of the changed hosts (rounded up), or a list "
+        "of them, one per wave, the last repeated (Ansible's serial)."))
+    pause_s: float = Field(0.0, ge=0, le=3600, description=(
+        "Settle window after each wave: telemetry of the hosts changed so far, guards "
+        "checked; it also lasts until each of them has sent a window after the wave."))
+    halt_regime: HaltRegime | None = Field(None, description=(
+        "Also stop when a changed host's regime reaches this one or a worse one."))
 
 
 class Step(Strict):
@@ -341,6 +392,8 @@ class DrillSpec(Strict):
                               "equal the sum of their durations.")
     expect: list[Expectation] = Field(default_factory=list)
     guards: Guards = Field(default_factory=Guards)
+    rollout: Rollout | None = Field(None, description="Apply the changes in waves, the "
+                                    "guards checked between them (docs/DRILL-SPEC.md).")
     revert: Revert = Field(default_factory=Revert)
     regime: RegimeSpec = Field(default_factory=RegimeSpec)
 
