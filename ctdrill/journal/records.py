@@ -113,7 +113,7 @@ class RevertPlanRecord(RecordModel):
 
 class IntentRecord(RecordModel):
     """Intent: the change about to be applied on a host; base changes carry the
-    dead-man TTL, a step's changes its step name."""
+    dead-man TTL, a step's changes its step name, a rollout's its wave index."""
 
     kind: Literal["intent"] = Field("intent", alias="type")
     host: str
@@ -121,6 +121,7 @@ class IntentRecord(RecordModel):
     nft: NftIntent | None
     ttl_s: float | None = None
     step: str | None = None
+    wave: int | None = None
 
 
 class BudgetRecord(RecordModel):
@@ -144,6 +145,7 @@ class OutcomeRecord(RecordModel):
     before: Any = None
     after: Any = None
     step: str | None = None
+    wave: int | None = None
 
 
 class AppliedCheckRecord(RecordModel):
@@ -151,6 +153,52 @@ class AppliedCheckRecord(RecordModel):
 
     kind: Literal["applied_check"] = Field("applied_check", alias="type")
     diffs: dict[str, list[str]]
+
+
+class RolloutRecord(RecordModel):
+    """A rollout's plan, before its first wave: the hosts of each wave in order, the
+    pause after each, and the hosts whose telemetry the checks between waves read."""
+
+    kind: Literal["rollout"] = Field("rollout", alias="type")
+    waves: list[list[str]]
+    pause_s: float
+    watched: list[str]
+    halt_regime: str | None = None
+
+
+class WaveStartRecord(RecordModel):
+    """A wave begins (`index` from 0): its changes are about to be applied."""
+
+    kind: Literal["wave_start"] = Field("wave_start", alias="type")
+    index: int
+    hosts: list[str]
+
+
+class WaveAppliedRecord(RecordModel):
+    """A wave's changes are in place on every host of it."""
+
+    kind: Literal["wave_applied"] = Field("wave_applied", alias="type")
+    index: int
+    hosts: list[str]
+    apply_s: float
+
+
+class WaveCheckRecord(RecordModel):
+    """The guards checked after a wave on the hosts changed so far (`hosts`, those with
+    telemetry): windows seen and each guarded metric's peak per host, regimes; when a
+    guard tripped, which one, on which host, and why (the rollout stops there)."""
+
+    kind: Literal["wave_check"] = Field("wave_check", alias="type")
+    index: int
+    hosts: list[str]
+    passed: bool
+    settle_s: float
+    windows: dict[str, int] = Field(default_factory=dict)
+    peaks: dict[str, dict[str, Real]] = Field(default_factory=dict)
+    regimes: dict[str, str] = Field(default_factory=dict)
+    guard: str | None = None
+    host: str | None = None
+    reason: str | None = None
 
 
 class StepStartRecord(RecordModel):
@@ -339,7 +387,7 @@ KnownRecord = (
     | SamplesRecord | TransitionRecord | TargetLostRecord | TargetResumedRecord
     | MetricsRecord | VerdictRecord | AbortRecord | RefusedRecord | RevertingRecord
     | RevertRecord | UnlockedRecord | EndRecord | RecoveryStartRecord | RecoveryEndRecord
-    | ReopenedRecord
+    | ReopenedRecord | RolloutRecord | WaveStartRecord | WaveAppliedRecord | WaveCheckRecord
 )
 Record = KnownRecord | UnknownRecord
 """Any record read from a journal (`InvalidRecord` is an `UnknownRecord`)."""
@@ -352,8 +400,12 @@ RECORD_TYPES: dict[str, type[RecordModel]] = {
         SamplesRecord, TransitionRecord, TargetLostRecord, TargetResumedRecord,
         MetricsRecord, VerdictRecord, AbortRecord, RefusedRecord, RevertingRecord,
         RevertRecord, UnlockedRecord, EndRecord, RecoveryStartRecord, RecoveryEndRecord,
-        ReopenedRecord)}
+        ReopenedRecord, RolloutRecord, WaveStartRecord, WaveAppliedRecord, WaveCheckRecord)}
 """Every kind the engine writes -> its model."""
+
+NOT_IN_VERSION_1 = frozenset({"rollout", "wave_start", "wave_applied", "wave_check"})
+"""Kinds added after records were typed: no version-1 journal can hold them, so the
+version-1 fixtures do not; tests/unit/test_waves_records.py writes and reads them."""
 
 
 class RecordInvalid(ValueError):

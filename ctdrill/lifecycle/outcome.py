@@ -13,6 +13,7 @@ from typing import Any
 from ctdrill.engine.hostops import HostRevert
 from ctdrill.engine.plan import HostPlan
 from ctdrill.engine.verdict import Verdict
+from ctdrill.engine.waves import RolloutOutcome
 from ctdrill.errors import ExitCode
 
 
@@ -30,6 +31,8 @@ class DrillOutcome:
     transitions: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     final_regime: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    rollout: RolloutOutcome | None = None
+    """The waves of a spec with a rollout: applied, and the guard that stopped them."""
 
     @property
     def reverted_ok(self) -> bool:
@@ -47,4 +50,5 @@ class DrillOutcome:
             "load": self.load, "timings_s": self.timings,
             "transitions": self.transitions, "final_regime": self.final_regime,
             "metrics": self.metrics,
+            "rollout": None if self.rollout is None else self.rollout.to_json(),
         }

@@ -4,8 +4,8 @@ How each way out of a run maps to an exit code and a reason:
 
 - every verdict passed, reverted and verified: 0 OK, no reason;
 - a verdict failed: 1 EXPECTATIONS_FAILED, no reason;
-- a stop (signal, guard) or a failed change: 3 ABORTED, the operator's signal if there
-  was one, else the stop's text;
+- a stop (signal, guard, a guard tripped between rollout waves) or a failed change:
+  3 ABORTED, the operator's signal if there was one, else the stop's text;
 - a user-fixable error (CtdrillError) after prepare: 3 ABORTED, the signal, else the
   error's one line; before prepare nothing needs reverting: journaled `refused` and
   raised, so it exits with its own code (2 or 5);
