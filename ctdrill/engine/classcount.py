@@ -7,12 +7,16 @@ any transport works (netns, local, ssh).
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
 from ctdrill.connect import Connector, connector_for
+from ctdrill.engine.classscope import class_scope
 from ctdrill.spec.models import ClassEntriesExpectation
+from ctdrill.system.parallel import run_all
 from ctdrill.targets.inventory import Inventory
+from ctdrill.targets.target import Target
 
 Key = tuple[str, str, int]
 
@@ -27,11 +31,23 @@ def count_entries(conn: Connector, protocol: str, port: int) -> int:
     return sum(1 for line in out.splitlines() if line.strip())
 
 
+def class_hosts(e: ClassEntriesExpectation, inv: Inventory,
+                pools: dict[str, list[str]]) -> list[Target]:
+    """The hosts an expectation counts on: a host, a group's hosts, or a pool's."""
+    if e.pool is not None:
+        return [inv.target(h) for h in pools.get(e.pool, [])]
+    assert e.host is not None
+    return inv.select(e.host)
+
+
 class ClassCounter:
     def __init__(self, exps: list[ClassEntriesExpectation], inv: Inventory,
-                 period_s: float = 1.0) -> None:
-        self.hosts = {e.host: inv.target(e.host) for e in exps}
-        self.keys: list[Key] = list(dict.fromkeys((e.host, e.protocol, e.port) for e in exps))
+                 pools: dict[str, list[str]] | None = None, period_s: float = 1.0) -> None:
+        per_exp = {id(e): class_hosts(e, inv, pools or {}) for e in exps}
+        self.scopes = {class_scope(e): [t.name for t in per_exp[id(e)]] for e in exps}
+        self.hosts = {t.name: t for ts in per_exp.values() for t in ts}
+        self.keys: list[Key] = list(dict.fromkeys(
+            (t.name, e.protocol, e.port) for e in exps for t in per_exp[id(e)]))
         self.series: dict[Key, list[tuple[float, int]]] = {k: [] for k in self.keys}
         self.period_s = period_s
         self._conns: dict[str, Connector] = {}
@@ -44,11 +60,16 @@ class ClassCounter:
             self._conns[host] = connector_for(self.hosts[host])
         return self._conns[host]
 
+    def _count_host(self, host: str) -> None:
+        for key in self.keys:
+            if key[0] == host:
+                self.series[key].append((time.time(), count_entries(self._conn(host), *key[1:])))
+
     def _run(self) -> None:
+        """Each host counted on its own thread: a pool's gateways in one period."""
+        hosts = list(dict.fromkeys(k[0] for k in self.keys))
         while not self._stop.is_set():
-            for host, proto, port in self.keys:
-                self.series[(host, proto, port)].append(
-                    (time.time(), count_entries(self._conn(host), proto, port)))
+            run_all([functools.partial(self._count_host, h) for h in hosts])
             self._stop.wait(self.period_s)
 
     def start(self) -> None:

@@ -15,6 +15,7 @@ import operator
 import statistics
 from collections.abc import Callable, Sequence
 
+from ctdrill.engine.classscope import class_scope
 from ctdrill.engine.coverage import coverage, percent
 from ctdrill.engine.observed import ObservationResult, StepSpan
 from ctdrill.engine.verdict import Verdict
@@ -23,6 +24,7 @@ from ctdrill.metrics.quantile import nearest_rank
 from ctdrill.probe.metrics import Message, cdt, gaps, is_proxy, label
 from ctdrill.probe.spec import ProbeSpec
 from ctdrill.spec.models import (
+    CanaryVsControlExpectation,
     ClassEntriesExpectation,
     DrillSpec,
     Expectation,
@@ -161,13 +163,17 @@ def _regime(e: RegimeExpectation, result: ObservationResult) -> Verdict:
 
 
 def probe_messages(result: ObservationResult, proto: str, pressure: str,
-                   step: str | None) -> list[Message]:
+                   step: str | None, pool: str = "all") -> list[Message]:
+    """Messages of a class, a step, a pool (by the gateway they crossed) and a pressure
+    (labelled by that pool's gateways only)."""
     lo, hi = _span(result, step)
+    hosts = None if pool == "all" else set(result.pools.get(pool, []))
     msgs = [m for m in result.messages if lo <= m.sent < hi
-            and (proto == "any" or m.proto == proto)]
+            and (proto == "any" or m.proto == proto)
+            and (hosts is None or m.via in hosts)]
     if pressure == "all":
         return msgs
-    series = result.pressure()
+    series = result.pressure(hosts)
     return [m for m in msgs
             if label(m.sent - 0.5, m.sent + 0.5 + (m.dwell or 0.0), series, 0.9, 0.7)
             == pressure]
@@ -201,7 +207,7 @@ def probe_value(msgs: Sequence[Message], metric: str, q: str, spec: ProbeSpec,
 def _probe(e: ProbeExpectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
     if spec.probe is None:
         return Verdict(e.describe(), False, None, "the drill runs no probe")
-    msgs = probe_messages(result, e.proto, e.pressure, e.step)
+    msgs = probe_messages(result, e.proto, e.pressure, e.step, e.pool)
     value = probe_value(msgs, e.metric, e.quantile, spec.probe, result)
     if value is None:
         return Verdict(e.describe(), False, None, f"no data ({len(msgs)} messages)")
@@ -210,12 +216,41 @@ def _probe(e: ProbeExpectation, result: ObservationResult, spec: DrillSpec) -> V
 
 
 def _class(e: ClassEntriesExpectation, result: ObservationResult) -> Verdict:
-    series = [n for _, n in result.class_series.get((e.host, e.protocol, e.port), [])]
-    if not series:
+    """Holds when it holds on every counted host (one host, a group or a pool); the value
+    shown is the first failing host's, else the one nearest the bound."""
+    hosts = result.class_hosts.get(class_scope(e), [])
+    per_host = {h: [float(n) for _, n in result.class_series.get((h, e.protocol, e.port), [])]
+                for h in hosts}
+    if not per_host or not all(per_host.values()):
         return Verdict(e.describe(), False, None, "no counts taken")
-    value = statistic([float(n) for n in series], e.stat)
-    return Verdict(e.describe(), OPS[e.op](value, e.value), value,
-                   f"{e.stat} = {value:g} over {len(series)} counts")
+    values = {h: statistic(s, e.stat) for h, s in sorted(per_host.items())}
+    failing = [(h, v) for h, v in values.items() if not OPS[e.op](v, e.value)]
+    host, value = failing[0] if failing else min(values.items(),
+                                                 key=lambda hv: abs(hv[1] - e.value))
+    where = f" on {host}" if len(values) > 1 else ""
+    counts = sum(len(s) for s in per_host.values())
+    return Verdict(e.describe(), not failing, value,
+                   f"{e.stat} = {value:g}{where} ({len(values)} host(s), {counts} counts)")
+
+
+def _canary_vs_control(e: CanaryVsControlExpectation, result: ObservationResult,
+                       spec: DrillSpec) -> Verdict:
+    if spec.probe is None:
+        return Verdict(e.describe(), False, None, "the drill runs no probe")
+    values = {}
+    for pool in ("canary", "control"):
+        msgs = probe_messages(result, e.proto, e.pressure, None, pool)
+        values[pool] = (probe_value(msgs, e.metric, e.quantile, spec.probe, result), len(msgs))
+    (canary, n_canary), (control, n_control) = values["canary"], values["control"]
+    shown = (f"canary {_num(canary)} over {n_canary} messages, control {_num(control)} "
+             f"over {n_control}")
+    if canary is None or control is None:
+        return Verdict(e.describe(), False, None, f"no data: {shown}")
+    return Verdict(e.describe(), OPS[e.op](canary, e.ratio * control), canary - control, shown)
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
 
 
 def _trend(e: StepTrendExpectation, result: ObservationResult, spec: DrillSpec) -> Verdict:
@@ -265,6 +300,8 @@ def judge(e: Expectation, result: ObservationResult, spec: DrillSpec) -> Verdict
         return _probe(e, result, spec)
     if isinstance(e, ClassEntriesExpectation):
         return _class(e, result)
+    if isinstance(e, CanaryVsControlExpectation):
+        return _canary_vs_control(e, result, spec)
     return _trend(e, result, spec)
 
 

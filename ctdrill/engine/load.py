@@ -13,11 +13,13 @@ from typing import Any
 
 from ctdrill.connect import connector_for
 from ctdrill.engine.load_context import LoadContext, LoadPhase
+from ctdrill.engine.pooled import PooledLoad
 from ctdrill.errors import InvalidInput
 from ctdrill.lab.flows import udp_flows
 from ctdrill.spec.models import NoLoad, UdpFlowsLoad
 from ctdrill.surge.phase import SurgePhase
 from ctdrill.surge.spec import SurgeLoad
+from ctdrill.targets.pairs import pair_hosts
 
 __all__ = ["LOADS", "IdleLoad", "LoadContext", "LoadPhase", "UdpFlows", "build_load"]
 
@@ -80,10 +82,25 @@ class UdpFlows:
         return dict(self._result)
 
 
+def build_surge(spec: SurgeLoad, ctx: LoadContext) -> LoadPhase:
+    """One surge from a source host to a destination; over a pool (two groups), one per
+    lane, each as written: the load a drill declares is each gateway's share."""
+    inv = ctx.inventory
+    if spec.destination not in inv.hostnames() and not inv.has_group(spec.destination):
+        return SurgePhase(spec, ctx)  # an address
+    pairs = pair_hosts(inv, spec.source, spec.destination, "load")
+    if len(pairs) == 1:
+        return SurgePhase(spec.model_copy(update={"source": pairs[0][0].name,
+                                                  "destination": pairs[0][1].name}), ctx)
+    return PooledLoad([SurgePhase(spec.model_copy(update={"source": s.name,
+                                                          "destination": d.name}), ctx)
+                       for s, d in pairs], [s.via or s.name for s, _ in pairs])
+
+
 LOADS: dict[type, Callable[[Any, LoadContext], LoadPhase]] = {
     NoLoad: lambda spec, ctx: IdleLoad(),
     UdpFlowsLoad: UdpFlows,
-    SurgeLoad: SurgePhase,
+    SurgeLoad: build_surge,
 }
 
 

@@ -45,8 +45,15 @@ class ObservationResult:
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per host: new-flow drops and table-full events over the whole observation."""
 
-    def pressure(self) -> list[PressureSample]:
-        """The worst pressure across observed hosts at each window, in time order."""
+    class_hosts: dict[str, list[str]] = field(default_factory=dict)
+    """Per class-entries scope (engine/classscope.py): the hosts it was counted on."""
+    pools: dict[str, list[str]] = field(default_factory=dict)
+    """The run's canary and control pools (host names), for pool expectations."""
+
+    def pressure(self, hosts: set[str] | None = None) -> list[PressureSample]:
+        """The worst pressure across observed hosts (or these) at each window, in time
+        order."""
         samples = [PressureSample(m.t, m.ctr, m.nfd_per_s)
-                   for ms in self.history.values() for m in ms]
+                   for h, ms in self.history.items() if hosts is None or h in hosts
+                   for m in ms]
         return sorted(samples, key=lambda p: p.t)

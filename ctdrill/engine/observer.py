@@ -10,6 +10,7 @@ apply) never makes a live target look stalled.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, Literal
 from ctdrill.engine.coverage import stall_after_s
 from ctdrill.metrics.conntrack import WindowMetrics, counter_delta
 from ctdrill.metrics.window import SlidingWindow
+from ctdrill.system.parallel import run_all
 from ctdrill.targets.target import Target
 from ctdrill.telemetry.protocol import Sample
 from ctdrill.telemetry.streams import SampleStream, open_stream
@@ -90,16 +92,25 @@ class Observer:
         self.lost: dict[str, TargetLost] = {}
 
     def start(self) -> None:
+        """Open every target's stream side by side (a pool's N connections cost one
+        round trip, not N), then start one reader per stream."""
+        opened: dict[str, SampleStream] = {}
+
+        def open_one(target: Target) -> None:
+            opened[target.name] = self._opener(target, self.hz)
+
         try:
-            for target in self.targets:
-                stream = self._opener(target, self.hz)
-                self._streams.append(stream)
-                thread = threading.Thread(target=self._read, args=(target.name, stream),
-                                          daemon=True, name=f"ctd-observe-{target.name}")
-                self._threads.append(thread)
+            run_all([functools.partial(open_one, t) for t in self.targets])
         except BaseException:
+            self._streams = list(opened.values())
             self.close()
             raise
+        for target in self.targets:
+            stream = opened[target.name]
+            self._streams.append(stream)
+            self._threads.append(threading.Thread(
+                target=self._read, args=(target.name, stream), daemon=True,
+                name=f"ctd-observe-{target.name}"))
         now = self._clock()
         for target in self.targets:
             self._arrived[target.name] = now  # the first sample is due one period from now

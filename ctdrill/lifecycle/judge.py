@@ -10,6 +10,7 @@ from __future__ import annotations
 from ctdrill.engine.judge import judge as judge_expectation
 from ctdrill.engine.judge import key_metrics
 from ctdrill.engine.observed import ObservationResult
+from ctdrill.engine.perhost import per_host
 from ctdrill.journal.records import MetricsRecord
 from ctdrill.lifecycle.context import RunContext
 
@@ -19,6 +20,7 @@ def judge(ctx: RunContext, observed: ObservationResult) -> None:
     outcome, spec = ctx.outcome, ctx.spec
     outcome.metrics = key_metrics(observed, spec)
     ctx.journal.emit(MetricsRecord(metrics=outcome.metrics))
-    outcome.verdicts += [judge_expectation(e, observed, spec) for e in spec.expect]
+    expectations = per_host(list(spec.expect), lambda p: [t.name for t in ctx.inv.select(p)])
+    outcome.verdicts += [judge_expectation(e, observed, spec) for e in expectations]
     for v in outcome.verdicts:
         ctx.journal.write("verdict", **v.to_json())

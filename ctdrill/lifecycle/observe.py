@@ -35,6 +35,7 @@ from ctdrill.lifecycle.stepping import StepApplier
 from ctdrill.metrics.quantile import nearest_rank
 from ctdrill.probe.metrics import is_proxy, label
 from ctdrill.probe.phase import ProbePhase
+from ctdrill.probe.pool import ProbePool, build_probe
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.spec.models import ClassEntriesExpectation, DrillSpec
 from ctdrill.targets.inventory import Inventory
@@ -45,7 +46,8 @@ StepHook = Callable[[int], None]
 class _LiveProbeSignals:
     """OSD and the CDT breach flag for the regime machine, refreshed at most every 0.25 s."""
 
-    def __init__(self, probe: ProbePhase | None, result: ObservationResult) -> None:
+    def __init__(self, probe: ProbePhase | ProbePool | None,
+                 result: ObservationResult) -> None:
         self.probe = probe
         self.result = result
         self.osd_ms = 0.0
@@ -116,7 +118,8 @@ class Window:
     """One observation window's moving parts; `run` is the loop, `_finish` the cleanup."""
 
     def __init__(self, spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
-                 progress: Progress, apply_step: StepHook, load_ctx: LoadContext) -> None:
+                 progress: Progress, apply_step: StepHook, load_ctx: LoadContext,
+                 pools: dict[str, list[str]] | None = None) -> None:
         self.spec, self.journal, self.sig = spec, journal, sig
         self.progress = progress
         self.stepper = StepApplier(apply_step)
@@ -127,16 +130,17 @@ class Window:
                          for c in spec.guards.ceilings]
         self.guarded = {h for _, hosts in self.ceilings for h in hosts}
         self.phases: list[tuple[str, LoadPhase]] = [("load", build_load(spec.load, load_ctx))]
-        self.probe = (ProbePhase(spec.probe, inv, spec.observe.duration_s)
+        self.probe = (build_probe(spec.probe, inv, spec.observe.duration_s)
                       if spec.probe else None)
         if self.probe is not None:
             self.phases.append(("probe", self.probe))
         self.counter = ClassCounter(
-            [e for e in spec.expect if isinstance(e, ClassEntriesExpectation)], inv)
+            [e for e in spec.expect if isinstance(e, ClassEntriesExpectation)], inv, pools)
         cfg = spec.regime.to_config()
         self.machines = {n: RegimeMachine(cfg) for n in self.names}
         self.result = ObservationResult(started=time.time(),
-                                        coverage=CoveragePolicy.for_hz(spec.observe.hz))
+                                        coverage=CoveragePolicy.for_hz(spec.observe.hz),
+                                        pools=pools or {})
         self.live = _LiveProbeSignals(self.probe, self.result)
         self.observer = Observer(targets, spec.observe.hz, spec.observe.window_s)
         self.step_starts = _step_offsets(spec)
@@ -253,6 +257,7 @@ class Window:
         result.transitions = {n: m.transitions for n, m in self.machines.items()}
         result.final_regime = {n: m.regime.value for n, m in self.machines.items()}
         result.class_series = self.counter.series
+        result.class_hosts = self.counter.scopes
         if self.probe is not None:
             result.messages = self.probe.messages()
         if apply_error is not None:
@@ -263,8 +268,10 @@ def observe(ctx: RunContext) -> ObservationResult:
     """Run the observation window; guards, lost guarded hosts and signals raise
     StopRequested, losing every observed host raises EnvironmentProblem. Records the
     loads, transitions and final regimes in the outcome."""
+    pools = ctx.resolved.pools
     window = Window(ctx.spec, ctx.inv, ctx.journal, ctx.sig, ctx.progress,
-                     lambda index: apply_step(ctx, index), ctx.resolved.load_ctx)
+                    lambda index: apply_step(ctx, index), ctx.resolved.load_ctx,
+                    {"canary": list(pools.canary), "control": list(pools.control)})
     observed = window.run(ctx.budget.deadline)
     ctx.outcome.load = {"phases": observed.loads}
     ctx.outcome.transitions = {h: [tr.to_json() for tr in trs]

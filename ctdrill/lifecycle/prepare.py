@@ -19,7 +19,13 @@ from pathlib import Path
 from ctdrill.engine.hostops import HostOps
 from ctdrill.engine.load import build_load
 from ctdrill.engine.load_context import LoadContext
-from ctdrill.engine.plan import plan_host, refuse_unobserved_guards, resolve_changes, select_pools
+from ctdrill.engine.plan import (
+    plan_host,
+    refuse_pool_expectations_without_pools,
+    refuse_unobserved_guards,
+    resolve_changes,
+    select_pools,
+)
 from ctdrill.errors import CtdrillError, EnvironmentProblem, ExitCode, InvalidInput
 from ctdrill.journal import Journal, check_journal_dir
 from ctdrill.journal.records import (
@@ -40,7 +46,7 @@ from ctdrill.lifecycle.context import (
     new_run_id,
 )
 from ctdrill.lifecycle.outcome import DrillOutcome
-from ctdrill.probe.phase import ProbePhase
+from ctdrill.probe.pool import build_probe
 from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, DrillSpec
 from ctdrill.system.knobs import knob_lock
 from ctdrill.targets.inventory import Inventory
@@ -63,11 +69,12 @@ def resolve(spec: DrillSpec, inv: Inventory, spec_path: str) -> Resolved:
     load_ctx = LoadContext(inv, Path(spec_path).resolve().parent if spec_path else None)
     build_load(spec.load, load_ctx)
     if spec.probe is not None:
-        ProbePhase(spec.probe, inv, spec.observe.duration_s)
+        build_probe(spec.probe, inv, spec.observe.duration_s)
     for exp in spec.expect:
         host = getattr(exp, "host", None)
         if host:
-            inv.target(host)
+            inv.select(host)  # a host, or a group (judged on each of its hosts)
+    refuse_pool_expectations_without_pools(spec, pools)
     kernel_wide_local = any(
         inv.target(h).transport == "local" and set(hc.sysctl) & KERNEL_WIDE_SYSCTLS
         for c in [base_changes, *step_changes] for h, hc in c.items())

@@ -44,6 +44,7 @@ class Message:
     attempts: int
     accepted: float | None  # venue ground truth; None if the venue never saw it
     fill_sent: float | None = None  # venue ground truth: when it filled the order
+    via: str | None = None  # the gateway it crossed (the client's ctdrill_via), in a pool
 
     @property
     def lost_report(self) -> bool:

@@ -9,6 +9,7 @@ venue's ground truth at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -23,6 +24,7 @@ from ctdrill.probe import venue as venue_script
 from ctdrill.probe.metrics import Message, join, windows
 from ctdrill.probe.spec import ProbeSpec
 from ctdrill.targets.inventory import Inventory
+from ctdrill.targets.target import Target
 
 VENUE_SOURCE = Path(venue_script.__file__)
 CLIENT_SOURCE = Path(client_script.__file__)
@@ -78,11 +80,14 @@ def _stop(proc: Spawned | None) -> None:
 class ProbePhase:
     """LoadPhase for the order-flow probe."""
 
-    def __init__(self, spec: ProbeSpec, inventory: Inventory, observe_s: float) -> None:
+    def __init__(self, spec: ProbeSpec, inventory: Inventory, observe_s: float,
+                 pair: tuple[Target, Target] | None = None) -> None:
+        """`pair` (client, venue) for one lane of a pool; else the spec's hosts."""
         self.spec = spec
+        client, venue = pair or (inventory.target(spec.client), inventory.target(spec.venue))
         self.start_s = spec.start_s
         self.duration_s = spec.duration_s or max(0.5, observe_s - spec.start_s)
-        client, venue = inventory.target(spec.client), inventory.target(spec.venue)
+        self.via = client.via
         if venue.addr is None:
             raise InvalidInput(f"probe venue {venue.name} has no ctdrill_addr",
                                "set ctdrill_addr in the inventory")
@@ -147,7 +152,8 @@ class ProbePhase:
     def messages(self) -> list[Message]:
         if self._cr is None or self._vr is None:
             return []
-        return join(list(self._cr.records), list(self._vr.records))
+        msgs = join(list(self._cr.records), list(self._vr.records))
+        return [dataclasses.replace(m, via=self.via) for m in msgs] if self.via else msgs
 
     def live_osd_ms(self, now: float, horizon_s: float = 2.0) -> float:
         """State skew right now: the p95, over venue state changes (accepts, fills) of the
@@ -170,17 +176,20 @@ class ProbePhase:
         if self._client is not None:
             self._client.wait(timeout=self.spec.timeout_s * (self.spec.retries + 1) * 2 + 3)
         self._shutdown()
-        msgs = self.messages()
-        dwell = [m.dwell * 1000 for m in msgs if m.dwell is not None]
-        return {
-            "kind": "probe",
-            "messages": len(msgs),
-            "timeouts": sum(m.timed_out for m in msgs),
-            "retried": sum(m.attempts > 1 for m in msgs),
-            "lost_reports": sum(m.lost_report for m in msgs),
-            "dwell_ms_p50": nearest_rank(dwell, 0.5), "dwell_ms_p99": nearest_rank(dwell, 0.99),
-            "windows": [w.to_json() for w in windows(
-                msgs, self.spec.window_s, self.spec.drift, self.spec.timeout_s,
-                self.spec.burst_window_ms / 1000)],
-            "finished_at": time.time(),
-        }
+        return probe_summary(self.spec, self.messages())
+
+
+def probe_summary(spec: ProbeSpec, msgs: list[Message]) -> dict[str, Any]:
+    """The probe's load result: counts, dwell quantiles and per-window metrics."""
+    dwell = [m.dwell * 1000 for m in msgs if m.dwell is not None]
+    return {
+        "kind": "probe",
+        "messages": len(msgs),
+        "timeouts": sum(m.timed_out for m in msgs),
+        "retried": sum(m.attempts > 1 for m in msgs),
+        "lost_reports": sum(m.lost_report for m in msgs),
+        "dwell_ms_p50": nearest_rank(dwell, 0.5), "dwell_ms_p99": nearest_rank(dwell, 0.99),
+        "windows": [w.to_json() for w in windows(
+            msgs, spec.window_s, spec.drift, spec.timeout_s, spec.burst_window_ms / 1000)],
+        "finished_at": time.time(),
+    }

@@ -35,6 +35,8 @@ class Target:
     groups: tuple[str, ...] = ()
     addr: str | None = None
     networks: tuple[str, ...] = ()
+    via: str | None = None
+    """The gateway this host's data-path traffic crosses (`ctdrill_via`), for pools."""
 
     def describe(self) -> str:
         if self.transport == "ssh":
@@ -87,4 +89,5 @@ def target_from_hostvars(name: str, hv: dict[str, Any], groups: tuple[str, ...] 
         groups=groups,
         addr=_opt(hv.get("ctdrill_addr")),
         networks=tuple(str(n) for n in hv.get("ctdrill_target_networks", []) or []),
+        via=_opt(hv.get("ctdrill_via")),
     )
