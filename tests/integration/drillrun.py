@@ -21,7 +21,7 @@ def host_state(lab: LabUp) -> dict[str, Any]:
     """Every netfilter sysctl (minus the live count) and the stateless ruleset, per host,
     read directly from the kernel, independent of ctdrill's own verification."""
     state: dict[str, Any] = {}
-    for role, netns in [(h.role, h.netns) for h in lab.plan.hosts] + [("kernel", None)]:
+    for role, netns in [(h.name, h.netns) for h in lab.plan.hosts] + [("kernel", None)]:
         prefix = ["ip", "netns", "exec", netns] if netns else []
         ruleset = subprocess.run([*prefix, "nft", "-s", "list", "ruleset"], capture_output=True,
                                  text=True, check=True).stdout

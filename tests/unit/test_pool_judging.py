@@ -22,7 +22,7 @@ POOLS = {"canary": ["gw03"], "control": ["gw01", "gw02"]}
 
 
 def expectation(**kw: Any) -> Expectation:
-    return TypeAdapter(Expectation).validate_python(kw)  # type: ignore[no-any-return]
+    return TypeAdapter(Expectation).validate_python(kw)
 
 
 def drill() -> DrillSpec:
