@@ -70,6 +70,12 @@ class PlanResult:
     hosts: Mapping[str, HostPlan]
     refusals: tuple[str, ...]
     paths: Mapping[str, Path] = field(default_factory=dict)
+    offline: bool = False
+    """Planned without reading the hosts: no before values."""
+    unchecked: tuple[str, ...] = ()
+    """What only the hosts' snapshots could have checked (offline)."""
+    waves: tuple[tuple[str, ...], ...] = ()
+    """With a `rollout`: the changed hosts, wave by wave, in the order they are applied."""
 
     @property
     def status(self) -> str:
@@ -80,22 +86,34 @@ class PlanResult:
         return ExitCode.INVALID_INPUT if self.refusals else ExitCode.OK
 
     def to_json(self) -> dict[str, Any]:
-        return {"drill": self.drill, "pools": dict(self.pools),
-                "hosts": {h: hp.to_json() for h, hp in self.hosts.items()},
-                "refused": list(self.refusals)}
+        out: dict[str, Any] = {
+            "drill": self.drill, "pools": dict(self.pools),
+            "hosts": {h: hp.to_json() for h, hp in self.hosts.items()},
+            "refused": list(self.refusals)}
+        if self.waves:
+            out["waves"] = [list(w) for w in self.waves]
+        if self.offline:
+            out.update(offline=True, unchecked=list(self.unchecked))
+        return out
 
 
-def plan(spec_path: Path | str, inventory: Path | str | None = None) -> PlanResult:
+def plan(spec_path: Path | str, inventory: Path | str | None = None, *,
+         offline: bool = False) -> PlanResult:
     """Read-only snapshots of the targets and the plan against them; without an
-    inventory, the default lab's. A refused plan is returned (status "refused")."""
-    from ctdrill.engine.preview import preview
+    inventory, the default lab's. `offline`: contact no host (a fleet plan: pools and
+    changes from the spec and inventory alone). A refused plan is returned (status
+    "refused")."""
+    from ctdrill.engine.preview import UNCHECKED_OFFLINE, preview
     from ctdrill.lab.manager import default_inventory
     from ctdrill.spec.loader import load_spec
 
     spec = load_spec(Path(spec_path))
-    plans, pools = preview(spec, Path(inventory) if inventory else default_inventory())
-    return PlanResult(spec.drill, pools, plans,
-                      tuple(r for hp in plans.values() for r in hp.refusals))
+    seen = preview(spec, Path(inventory) if inventory else default_inventory(),
+                   offline=offline)
+    return PlanResult(spec.drill, seen.pools, seen.plans,
+                      tuple(r for hp in seen.plans.values() for r in hp.refusals),
+                      offline=offline, unchecked=UNCHECKED_OFFLINE if offline else (),
+                      waves=seen.waves)
 
 
 # ---------------------------------------------------------------- run

@@ -62,6 +62,22 @@ def host_pattern(hosts: list[str]) -> str:
     return ":".join(sorted(set(hosts)))
 
 
+MIN_FORKS = 5
+"""Ansible's own default: a small pool never gets fewer workers than it would anyway."""
+MAX_FORKS = 64
+"""The bound: each fork is an ansible-playbook worker process (tens of MB, an SSH
+connection, an orchestrator core's share); a larger pool queues, at most MAX_FORKS hosts
+in flight at once (docs/FLEET.md)."""
+DEFAULT_FORKS = 16
+"""For a module run on a pattern, whose host count is not known here."""
+
+
+def forks_for(n_hosts: int) -> int:
+    """Ansible forks for a play on `n_hosts` hosts: one worker per host, so every host of
+    a pool (or a wave) is read or changed at once, within [MIN_FORKS, MAX_FORKS]."""
+    return min(max(MIN_FORKS, n_hosts), MAX_FORKS)
+
+
 def encode_payload(payload: dict[str, Any]) -> str:
     """The one extra var a play's modules read: base64 of JSON, inert to templating."""
     return base64.b64encode(json.dumps(payload, sort_keys=True).encode()).decode("ascii")
@@ -112,7 +128,7 @@ class RunResult:
         return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
-def _env(private_dir: str, run_id: str = "") -> dict[str, str]:
+def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS) -> dict[str, str]:
     """Environment for one run. SSH control sockets live in the run's own directory, so
     a later run never rides an earlier connection past host key verification, and
     masters linger only briefly after the run. CTDRILL_RUN_ID marks every process of
@@ -134,7 +150,7 @@ def _env(private_dir: str, run_id: str = "") -> dict[str, str]:
         "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
         "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=10s",
         "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(private_dir) / "cp"),
-        "ANSIBLE_FORKS": "16",
+        "ANSIBLE_FORKS": str(forks),
     }
 
 
@@ -224,7 +240,8 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
             playbook=str(playbook), extravars=extravars, quiet=True,
-            envvars=_env(pdd, run_id if name in CHANGING_PLAYS else ""),
+            envvars=_env(pdd, run_id if name in CHANGING_PLAYS else "",
+                         forks_for(len(set(hosts)))),
             timeout=timeout, suppress_env_files=True,
             cancel_callback=_never,
         )

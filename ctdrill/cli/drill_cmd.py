@@ -6,9 +6,11 @@ ctdrill.api loads the engine, the spec models and the lab inside each call, so `
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ctdrill import api
@@ -20,12 +22,40 @@ InventoryOpt = typer.Option(None, "-i", "--inventory", help="Ansible inventory."
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
 
 
+OFFLINE_BEFORE = "unknown (offline)"
+
+
+def _pools_table(pools: Mapping[str, list[str]]) -> Table:
+    """Every target host once, by pool: at fleet size the list a reviewer checks."""
+    table = Table(title="pools", title_justify="left")
+    for col in ("pool", "hosts", "names"):
+        table.add_column(col)
+    rows = ([("canary", pools["canary"]), ("control", pools["control"])]
+            if pools["control"] else [("targets", pools["targets"])])
+    for name, hosts in rows:
+        table.add_row(name, str(len(hosts)), escape(", ".join(hosts)))
+    return table
+
+
+def _waves_table(waves: tuple[tuple[str, ...], ...]) -> Table:
+    """The rollout's waves in order; guards are checked after each one."""
+    table = Table(title="waves (guards checked after each)", title_justify="left")
+    for col in ("wave", "hosts", "names"):
+        table.add_column(col)
+    for i, wave in enumerate(waves, 1):
+        table.add_row(str(i), str(len(wave)), escape(", ".join(wave)))
+    return table
+
+
 def _plan_table(result: api.PlanResult) -> Table:
     table = Table(title="plan", title_justify="left")
     for col in ("host", "change", "before", "after"):
         table.add_column(col)
     for host, hp in result.hosts.items():
         for c in hp.sysctl:
+            if result.offline:
+                table.add_row(host, c.key, f"[dim]{OFFLINE_BEFORE}[/]", f"[bold]{c.after}[/]")
+                continue
             style = "" if c.changes else "dim"
             table.add_row(host, c.key, str(c.before), f"[{style}]{c.after}[/]" if style
                           else f"[bold]{c.after}[/]")
@@ -38,16 +68,27 @@ def _plan_table(result: api.PlanResult) -> Table:
 
 @handle_errors
 def plan(spec_file: Path = typer.Argument(..., help="Drill spec (YAML)."),
-         inventory: Path | None = InventoryOpt, json_out: bool = JsonOpt) -> None:
+         inventory: Path | None = InventoryOpt, json_out: bool = JsonOpt,
+         offline: bool = typer.Option(
+             False, "--offline", help="Contact no host: pools and changes from the spec and "
+             "the inventory alone (before values unknown; hosts need not exist).")) -> None:
     """Show, per host, the exact before -> after of every change. Changes nothing."""
-    result = api.plan(spec_file, inventory)
+    result = api.plan(spec_file, inventory, offline=offline)
     pools = result.pools
     if json_out:
         print_json(result.to_json())
     else:
-        console.print(f"drill [bold]{result.drill}[/] on {', '.join(pools['targets'])}"
-                      + (f" (canary: {', '.join(pools['canary'])})" if pools["control"] else ""))
+        console.print(f"drill [bold]{escape(result.drill)}[/] on {len(pools['targets'])} "
+                      f"host(s)" + (f": canary {len(pools['canary'])}, control "
+                                    f"{len(pools['control'])}" if pools["control"] else "")
+                      + (" [dim](offline: no host contacted)[/]" if offline else ""))
+        console.print(_pools_table(pools))
+        if result.waves:
+            console.print(_waves_table(result.waves))
         console.print(_plan_table(result))
+        if result.unchecked:
+            console.print("not checked offline (needs each host's snapshot): "
+                          + "; ".join(result.unchecked))
     if result.refusals:
         raise InvalidInput(result.refusals[0], "fix the drill spec; nothing was changed")
 

@@ -31,13 +31,21 @@ def _unreachable(result: RunResult, hosts: list[str]) -> None:
     if bad:
         hint = (TABLE_FULL_HINT if timed_out(bad[0].message)
                 else "check the inventory's address, user and key")
-        raise EnvironmentProblem(f"target {bad[0].host} is unreachable: {bad[0].message}",
-                                 hint)
+        rest = sorted({r.host for r in bad} - {bad[0].host})
+        others = f" (and {len(rest)} more: {_some(rest)})" if rest else ""
+        raise EnvironmentProblem(f"target {bad[0].host} is unreachable: {bad[0].message}"
+                                 f"{others}", hint)
     silent = [h for h in hosts if h not in result.hosts]
     if silent:
-        raise EnvironmentProblem(f"Ansible returned nothing for {', '.join(silent)} "
+        raise EnvironmentProblem(f"Ansible returned nothing for {_some(silent)} "
                                  f"(run {result.status}, rc {result.rc})",
                                  "check that the inventory still exists and lists them")
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """A one-line list of hosts: a fleet's unreachable hosts would not fit in full."""
+    more = f", ... {len(names) - shown} not shown" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 @dataclass(frozen=True)
