@@ -15,7 +15,13 @@ from typing import Any
 
 from ctdrill.engine.nft_render import TABLE_FAMILY, TABLE_NAME, render_bypass_body
 from ctdrill.errors import InvalidInput
-from ctdrill.spec.models import KERNEL_WIDE_SYSCTLS, Bypass, ChangeSet, DrillSpec
+from ctdrill.spec.models import (
+    KERNEL_WIDE_SYSCTLS,
+    Bypass,
+    CanaryVsControlExpectation,
+    ChangeSet,
+    DrillSpec,
+)
 
 Snapshot = Mapping[str, Any]
 
@@ -44,6 +50,19 @@ def select_pools(spec: DrillSpec, target_hosts: list[str]) -> Pools:
     chosen = set(order[:n])
     return Pools(hosts, tuple(h for h in hosts if h in chosen),
                  tuple(h for h in hosts if h not in chosen))
+
+
+def refuse_pool_expectations_without_pools(spec: DrillSpec, pools: Pools) -> None:
+    """An expectation about the canary or control pool needs both pools: a drill
+    without `targets.canary`, or whose canary takes every target, cannot compare them."""
+    for e in spec.expect:
+        pool = "both" if isinstance(e, CanaryVsControlExpectation) else getattr(e, "pool", None)
+        if pool in (None, "all"):
+            continue
+        if not pools.control or spec.targets.canary is None:
+            raise InvalidInput(f"expectation '{e.describe()}' compares pools, but the drill "
+                               "has no control pool",
+                               "set targets.canary to a count or percent below all targets")
 
 
 def unobserved_guards(spec: DrillSpec, select: Callable[[str], list[str]]) -> list[str]:
