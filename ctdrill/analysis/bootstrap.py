@@ -18,6 +18,7 @@ the matched sample); docs/ANALYSIS.md says what that leaves out.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,9 +48,57 @@ def block_clusters(host: I64, start: F64, n_hosts: int, block_s: float) -> Clust
 
 
 def replicate_weights(seed: int, reps: int, n_clusters: int) -> F64:
-    """B x C Poisson(1) cluster weights; the seed makes the CI reproducible."""
+    """B x C Poisson(1) cluster weights; the seed makes the CI reproducible. Read-only and
+    shared: the CDT and the outcome sections ask for the same grid (a fleet-year is
+    hundreds of thousands of clusters, so one B x C matrix is half a GiB)."""
+    return _drawn(seed, reps, n_clusters)
+
+
+@functools.lru_cache(maxsize=1)
+def _drawn(seed: int, reps: int, n_clusters: int) -> F64:
     rng = np.random.default_rng(seed)
-    return np.asarray(rng.poisson(1.0, size=(reps, n_clusters)), dtype=np.float64)
+    out = np.asarray(rng.poisson(1.0, size=(reps, n_clusters)), dtype=np.float64)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per cluster: the weight, the weighted sums of [x, y] and their weighted cross
+    products (`sums`: C x (1 + r + r*r), r = p + q columns, the first p of them x)."""
+
+    sums: F64
+    p: int
+    r: int
+
+
+def cluster_moments(x: F64, y: F64, w: F64, clusters: Clusters) -> Moments:
+    """The `Moments` of [x, y]: the only pass over the orders `fe_coefficients` makes.
+
+    Rows of weight 0 (unmatched orders) are left out before summing: each would add an
+    exact +-0.0 to a running sum that starts at +0.0 and so cannot change it (bincount
+    adds in row order, and x + 0.0 == x for every x, a sum of +0.0 included), so the
+    moments are bit for bit those over every row, at the cost of the matched ones only
+    (x and y are finite: the loaders refuse anything else)."""
+    used = np.flatnonzero(w != 0)
+    if used.size < w.size:
+        x, y, w, cid = x[used], y[used], w[used], clusters.id[used]
+    else:
+        cid = clusters.id
+    p, q = x.shape[1], y.shape[1]
+    r = p + q
+    c = clusters.size
+    out = np.empty((c, 1 + r + r * r))
+    out[:, 0] = np.bincount(cid, weights=w, minlength=c)
+    for j in range(r):
+        zj = x[:, j] if j < p else y[:, j - p]
+        wz = w * zj
+        out[:, 1 + j] = np.bincount(cid, weights=wz, minlength=c)
+        for k in range(j, r):  # the cross products, row-major (j, k), mirrored
+            zk = x[:, k] if k < p else y[:, k - p]
+            out[:, 1 + r + j * r + k] = np.bincount(cid, weights=wz * zk, minlength=c)
+            out[:, 1 + r + k * r + j] = out[:, 1 + r + j * r + k]
+    return Moments(out, p, r)
 
 
 def fe_coefficients(x: F64, y: F64, w: F64, clusters: Clusters,
@@ -59,28 +108,18 @@ def fe_coefficients(x: F64, y: F64, w: F64, clusters: Clusters,
     x is N x p, y is N x q (several outcomes share one solve). Returns R x p x q, R = 1
     (the point estimate) when rep_w is None, else the number of replicates.
     """
-    p = x.shape[1]
-    q = y.shape[1]
-    z = np.hstack([x, y])
-    r = p + q
-    cid = clusters.id
-    c = clusters.size
-    cnt = np.bincount(cid, weights=w, minlength=c)
-    sums = np.empty((c, r))
-    for j in range(r):
-        sums[:, j] = np.bincount(cid, weights=w * z[:, j], minlength=c)
-    cross = np.empty((c, r, r))
-    for j in range(r):
-        wz = w * z[:, j]
-        for k in range(j, r):
-            cross[:, j, k] = np.bincount(cid, weights=wz * z[:, k], minlength=c)
-            cross[:, k, j] = cross[:, j, k]
-    moments = np.concatenate([cnt[:, None], sums, cross.reshape(c, r * r)], axis=1)
+    return fe_solve(cluster_moments(x, y, w, clusters), clusters, rep_w)
+
+
+def fe_solve(moments: Moments, clusters: Clusters, rep_w: F64 | None = None) -> F64:
+    """`fe_coefficients` from `cluster_moments`: the point estimate and the replicates
+    share one pass over the orders."""
+    p, r, c = moments.p, moments.r, clusters.size
     h, b = clusters.n_hosts, clusters.n_blocks
-    moments = moments.reshape(h, b, -1)
+    sums = moments.sums.reshape(h, b, -1)
     weights = np.ones((1, c)) if rep_w is None else rep_w
     # (H, R, B) @ (H, B, m) -> (H, R, m): every replicate's per-host moments at once
-    per_host = np.matmul(weights.reshape(-1, h, b).transpose(1, 0, 2), moments)
+    per_host = np.matmul(weights.reshape(-1, h, b).transpose(1, 0, 2), sums)
     n_h = per_host[..., 0]
     s_h = per_host[..., 1:1 + r]
     cross_h = per_host[..., 1 + r:].reshape(h, -1, r, r)

@@ -23,9 +23,10 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -33,10 +34,19 @@ import pyarrow as pa
 
 from ctdrill.analysis import columnar_source as src
 from ctdrill.analysis.data import CANCEL_REPLACE, F64, I64, OrderLog, Timeline
-from ctdrill.analysis.labels import LOW, MID, UNOBSERVED, Labels, episode_windows, label_orders
+from ctdrill.analysis.labels import (
+    LOW,
+    MID,
+    UNOBSERVED,
+    Labels,
+    episode_windows,
+    label_orders,
+    prefixes,
+)
 from ctdrill.analysis.loaders import drops_per_second, sort_order
 from ctdrill.analysis.pressure import Flags
 
+T = TypeVar("T")
 MEMORY_LIMIT = "2GB"
 """DuckDB's own budget (its buffers, sorts, hash tables); past it, it spills to disk."""
 
@@ -134,17 +144,18 @@ class ColumnarTimeline:
         # its samples forward instead of jumping (per-order results do not depend on it)
         by_host = np.lexsort((orders.start, orders.host))
         bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
-        for code, tl in self._host_timelines(orders):
+        for code, tl in _prefetched(self._host_timelines(orders)):
             idx = by_host[bounds[code]:bounds[code + 1]]
             one = _one_host(orders, code, idx)
-            got = label_orders(one, tl, ctr_high, ctr_low)
+            sums = prefixes(tl, ctr_high, ctr_low)  # once for both: the same counts
+            got = label_orders(one, tl, ctr_high, ctr_low, sums=sums)
             if got.shared_hosts:
                 shared.append(orders.hosts[code])
             label[idx], exposure[idx] = got.label, got.exposure
             if window is not None:
                 every = Labels(np.full(idx.size, LOW, dtype=np.int8), got.exposure,
                                got.shared_hosts, got.slices)
-                b, a = episode_windows(one, tl, every, ctr_high, window)
+                b, a = episode_windows(one, tl, every, ctr_high, window, sums.high)
                 before[idx], after[idx] = b, a
         ordered = tuple(h for h in orders.hosts if h in shared)
         near = None if window is None else (before, after)
@@ -198,6 +209,20 @@ class ColumnarTimeline:
                               "(FORMAT parquet, PARTITION_BY (h))")
         self._parted = orders
         return root
+
+
+def _prefetched(items: Iterator[T]) -> Iterator[T]:
+    """`items` in order, the next one made in a worker thread while the caller works on
+    this one: DuckDB reads host i + 1 while numpy labels host i (both release the GIL).
+    Only the worker touches the connection until the caller is done with the loop."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctdrill-read") as pool:
+        pending = pool.submit(next, items, None)
+        while True:
+            item = pending.result()
+            if item is None:
+                return
+            pending = pool.submit(next, items, None)
+            yield item
 
 
 def _piece(got: dict[str, Any], drops: bool) -> tuple[F64, F64, F64]:

@@ -132,8 +132,11 @@ class FileStats:
 
 def clustered(con: Any, path: Path, cols: Columns, hosts: list[str]) -> bool:
     """A Parquet file whose row groups each hold one host or a few (an export written
-    host by host): its row-group min/max of the host column let a per-host filter read
-    little more than that host's rows."""
+    host by host, or sorted by host): its row-group min/max of the host column let a
+    per-host filter read little more than that host's rows. Up to 3 row-group reads per
+    row group it beats partitioning (which reads, writes and reads again): at 30M samples
+    in 1M-row groups, 50 hosts each spanning one or two groups (2.7 reads a group), the
+    label stage took 2.5-3.4 s reading directly against 5.5-8 s partitioning first."""
     if path.suffix.lower() not in PARQUET:
         return False
     meta = con.execute(
@@ -146,7 +149,7 @@ def clustered(con: Any, path: Path, cols: Columns, hosts: list[str]) -> bool:
             or any(lo is None or hi is None for lo, hi in meta):
         return False
     read = sum(1 for h in hosts for lo, hi in meta if lo <= h <= hi)
-    return read <= 2 * len(meta)
+    return read <= 3 * len(meta)
 
 
 def _check(path: Path, row: tuple[Any, ...], names: list[str]) -> None:

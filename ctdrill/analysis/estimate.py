@@ -42,8 +42,12 @@ class Fit:
 def design(treated: NDArray[np.bool_], covs: F64) -> F64:
     """[indicator, standardized covariates]: scale-free so one solve is well conditioned."""
     sd = covs.std(axis=0)
-    z = (covs - covs.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    return np.column_stack([treated.astype(np.float64), z])
+    out = np.empty((covs.shape[0], covs.shape[1] + 1))
+    out[:, 0] = treated
+    z = out[:, 1:]  # written in place: the same values as (covs - mean) / sd
+    np.subtract(covs, covs.mean(axis=0), out=z)
+    np.divide(z, np.where(sd > 0, sd, 1.0), out=z)
+    return out
 
 
 def demean_within(a: F64, host: I64, w: F64, n_hosts: int) -> F64:

@@ -98,18 +98,38 @@ def high_samples(timeline: Timeline, ctr_high: float, nfd_min: float = 0.0) -> N
 
 def prefix(flags: NDArray[np.bool_]) -> I64:
     """Prefix sums with a leading 0: flags in rows first:last = p[last] - p[first]."""
-    return np.concatenate([[0], np.cumsum(flags, dtype=np.int64)])
+    out = np.empty(flags.size + 1, dtype=np.int64)
+    out[0] = 0
+    np.cumsum(flags, dtype=np.int64, out=out[1:])
+    return out
+
+
+@dataclass(frozen=True)
+class Prefixes:
+    """A timeline's prefix sums of high samples and of not-low ones (high, or CTR at or
+    over ctr_low): what labelling and the episode windows count, made once."""
+
+    high: I64
+    not_low: I64
+
+
+def prefixes(timeline: Timeline, ctr_high: float, ctr_low: float,
+             nfd_min: float = 0.0) -> Prefixes:
+    high_flag = high_samples(timeline, ctr_high, nfd_min)
+    return Prefixes(prefix(high_flag), prefix(high_flag | (timeline.ctr >= ctr_low)))
 
 
 def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
-                 ctr_low: float = 0.7, nfd_min: float = 0.0) -> Labels:
-    """Label every order of `orders` against `timeline` (hosts matched by name)."""
+                 ctr_low: float = 0.7, nfd_min: float = 0.0,
+                 sums: Prefixes | None = None) -> Labels:
+    """Label every order of `orders` against `timeline` (hosts matched by name);
+    `sums`: the timeline's `prefixes` for these thresholds, if already made."""
     n = len(orders)
     label = np.full(n, UNOBSERVED, dtype=np.int8)
     exposure = np.zeros(n, dtype=np.float64)
-    high_flag = high_samples(timeline, ctr_high, nfd_min)
-    hi_cum = prefix(high_flag)
-    nl_cum = prefix(high_flag | (timeline.ctr >= ctr_low))
+    if sums is None:
+        sums = prefixes(timeline, ctr_high, ctr_low, nfd_min)
+    hi_cum, nl_cum = sums.high, sums.not_low
     slices = host_slices(orders, timeline)
     for hs in slices.values():
         idx = hs.orders
@@ -128,15 +148,17 @@ def label_orders(orders: OrderLog, timeline: Timeline, ctr_high: float = 0.9,
 
 
 def episode_windows(orders: OrderLog, timeline: Timeline, labels: Labels, ctr_high: float,
-                    window_s: float) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+                    window_s: float, high_cum: I64 | None = None
+                    ) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
     """Which orders traded just before and just after a pressure episode (a run of high
     samples) on their host: a high sample within `window_s` after the order's window
     (before), or within `window_s` before it (after). Orders that met the episode itself
     are *during* (label HIGH), unobserved ones neither; an order between two close
-    episodes is both before and after."""
+    episodes is both before and after. `high_cum`: `Prefixes.high` for ctr_high, if
+    already made."""
     n = len(orders)
     before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-    hi_cum = prefix(high_samples(timeline, ctr_high))
+    hi_cum = prefix(high_samples(timeline, ctr_high)) if high_cum is None else high_cum
     for hs in (labels.slices or host_slices(orders, timeline)).values():
         start, end = orders.start[hs.orders], orders.end[hs.orders]
         first, last = rows_seen(timeline, hs, end + hs.pad, end + hs.pad + window_s)

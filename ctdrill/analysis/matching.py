@@ -151,7 +151,9 @@ def standardized(covs: F64, hour: F64) -> F64:
     angle = 2 * np.pi * hour / 24
     z = np.column_stack([covs, np.sin(angle), np.cos(angle)])
     sd = z.std(axis=0)
-    return np.asarray((z - z.mean(axis=0)) / np.where(sd > 0, sd, 1.0), dtype=np.float64)
+    z -= z.mean(axis=0)  # in place: the same values, no second and third N x 5 array
+    z /= np.where(sd > 0, sd, 1.0)
+    return np.asarray(z, dtype=np.float64)
 
 
 def nn_weights(group: I64, z: F64, treated: NDArray[np.bool_], k: int,
@@ -168,7 +170,9 @@ def nn_weights(group: I64, z: F64, treated: NDArray[np.bool_], k: int,
         if not t_idx.size or not c_idx.size:
             continue
         kk = min(k, c_idx.size)
-        dist, nb = cKDTree(z[c_idx]).query(z[t_idx], k=kk)
+        # every core (workers=-1): each high order's search is independent, so the
+        # neighbours and their order are those of one worker
+        dist, nb = cKDTree(z[c_idx]).query(z[t_idx], k=kk, workers=-1)
         dist, nb = dist.reshape(t_idx.size, kk), nb.reshape(t_idx.size, kk)
         near = dist <= caliper
         used = near.sum(axis=1)

@@ -23,12 +23,20 @@ from numpy.typing import NDArray
 from ctdrill.analysis.bootstrap import (
     Clusters,
     block_clusters,
-    fe_coefficients,
+    cluster_moments,
+    fe_solve,
     percentile_ci,
     replicate_weights,
 )
 from ctdrill.analysis.config import Config
-from ctdrill.analysis.data import CANCEL_REPLACE, F64, PASSIVE_FILL, OrderLog, Timeline
+from ctdrill.analysis.data import (
+    CANCEL_REPLACE,
+    F64,
+    I64,
+    PASSIVE_FILL,
+    OrderLog,
+    Timeline,
+)
 from ctdrill.analysis.estimate import design, mean_gap
 from ctdrill.analysis.labels import HIGH, LOW, Labels
 from ctdrill.analysis.matching import hour_of_day, match
@@ -68,8 +76,9 @@ def compare(name: str, comparison: str, y: F64, treated: NDArray[np.bool_], w: F
     if n_high == 0 or n_low == 0:
         return Outcome(name, comparison, unit(name), None, None, naive, Estimate(None),
                        n_high, n_low, "no matched pair has a value")
-    point = float(fe_coefficients(x, yv[:, None], wv, clusters)[0, 0, 0])
-    boot = fe_coefficients(x, yv[:, None], wv, clusters, rep_w)[:, 0, 0]
+    moments = cluster_moments(x, yv[:, None], wv, clusters)  # once for point and replicates
+    point = float(fe_solve(moments, clusters)[0, 0, 0])
+    boot = fe_solve(moments, clusters, rep_w)[:, 0, 0]
     ci = percentile_ci(boot, level)
     return Outcome(name, comparison, unit(name),
                    float(np.average(y[hi_rows], weights=wv[hi_rows])),
@@ -102,14 +111,25 @@ def _around_episodes(orders: OrderLog, timeline: Pressure, labels: Labels,
                                None, Estimate(None), int(treated.sum()), 0,
                                f"no {which} with a value"))
             continue
-        m = match(orders.host[rows], covs[rows], hour[rows], treated, cfg.method, cfg.k,
-                  cfg.caliper, cfg.bins, cfg.tod_bins)
-        tod = 2 * np.pi * hour[rows] / 24
-        x = design(treated, np.column_stack([covs[rows], np.sin(tod), np.cos(tod)]))
-        sub_clusters = Clusters(clusters.id[rows], clusters.n_hosts, clusters.n_blocks)
-        out.append(compare(CANCEL_REPLACE, comparison, y[rows], treated, m.weight, x,
-                           sub_clusters, rep_w, cfg.level))
+        out.append(_versus_calm(comparison, orders.host[rows], covs[rows], hour[rows],
+                                treated, y[rows], Clusters(clusters.id[rows],
+                                                           clusters.n_hosts,
+                                                           clusters.n_blocks), rep_w, cfg))
     return out, counts
+
+
+def _versus_calm(comparison: str, host: I64, covs: F64, hour: F64,
+                 treated: NDArray[np.bool_], y: F64, clusters: Clusters, rep_w: F64,
+                 cfg: Config) -> Outcome:
+    """One window's orders against calm ones: its own matching, design and bootstrap.
+    Every array of it goes on return, and the matching's N x 5 covariates before the
+    design is built (a window of a fleet-year's log is ten million rows)."""
+    weight = match(host, covs, hour, treated, cfg.method, cfg.k, cfg.caliper, cfg.bins,
+                   cfg.tod_bins).weight
+    tod = 2 * np.pi * hour / 24
+    x = design(treated, np.column_stack([covs, np.sin(tod), np.cos(tod)]))
+    return compare(CANCEL_REPLACE, comparison, y, treated, weight, x, clusters, rep_w,
+                   cfg.level)
 
 
 def estimate(orders: OrderLog, timeline: Timeline | Pressure, labels: Labels, cdt: CdtMatch,

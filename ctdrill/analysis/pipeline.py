@@ -4,7 +4,9 @@ estimate, bootstrap, decompose, validate on the canary. No I/O here."""
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -18,7 +20,8 @@ from ctdrill.analysis.bootstrap import (
     Clusters,
     block_clusters,
     boot_quantiles,
-    fe_coefficients,
+    cluster_moments,
+    fe_solve,
     percentile_ci,
     replicate_weights,
 )
@@ -45,7 +48,7 @@ from ctdrill.analysis.results import (
     Part,
 )
 from ctdrill.errors import InvalidInput
-from ctdrill.metrics.quantile import weighted_nearest_rank
+from ctdrill.metrics.quantile import weighted_nearest_rank, weighted_nearest_ranks
 
 TAIL_GRID = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 TAIL_QS = (0.95, 0.99)  # the CDT's quantiles
@@ -147,20 +150,27 @@ class _Means:
     clusters: Clusters
     rep_w: F64
     parts: list[tuple[str, str | None]]
-    ys: F64
+    point_beta: F64
     boot_beta: F64
 
 
-def _means(s: _Sample, w: F64, n_hosts: int, cfg: Config) -> _Means:
+def _means(s: _Sample, w: F64, n_hosts: int, clusters: Clusters,
+           draws: Future[F64]) -> _Means:
+    """`draws`: the replicate weights of `clusters`, drawn in the background."""
     tod = 2 * np.pi * s.hour / 24
     x = design(s.treated, np.column_stack([s.covs, np.sin(tod), np.cos(tod)]))
     fit, beta = fe_mean(x, s.sub.is_bps, w, s.sub.host, n_hosts)
-    clusters = block_clusters(s.sub.host, s.sub.start, n_hosts, cfg.block_s)
-    rep_w = replicate_weights(cfg.seed, cfg.reps, clusters.size)
+    rep_w = draws.result()
     parts = _parts(s.sub)
-    ys = np.column_stack([s.sub.is_bps, *[s.sub.parts[p] for p, _ in parts]])
-    boot_beta = fe_coefficients(x, ys, w, clusters, rep_w)[:, 0, :]
-    return _Means(x, fit, beta, clusters, rep_w, parts, ys, boot_beta)
+    # the moments read matched rows only (bootstrap.cluster_moments: the same sums), so
+    # the outcomes [IS, parts] are gathered for those rows alone
+    used = np.flatnonzero(w != 0)
+    ys = np.column_stack([s.sub.is_bps[used], *[s.sub.parts[p][used] for p, _ in parts]])
+    moments = cluster_moments(x[used], ys, w[used], Clusters(
+        clusters.id[used], clusters.n_hosts, clusters.n_blocks))  # the decomposition's too
+    boot_beta = fe_solve(moments, clusters, rep_w)[:, 0, :]
+    point_beta = fe_solve(moments, clusters)[0, 0, :]
+    return _Means(x, fit, beta, clusters, rep_w, parts, point_beta, boot_beta)
 
 
 @dataclass(frozen=True)
@@ -171,12 +181,48 @@ class _Tails:
     cdt_b: F64
 
 
-def _tails(s: _Sample, m: Matching, mf: _Means, n_hosts: int, cfg: Config) -> _Tails:
+@dataclass(frozen=True)
+class _Fits:
+    """The four QuantReg fits (tail slopes and host-FE QuantReg at p95 and p99), each
+    running in a background thread as soon as its inputs exist: independent,
+    deterministic computations, so the same numbers as one after the other, while the
+    other stages run beside them (numpy and BLAS release the GIL)."""
+
+    slopes: dict[float, Future[F64]]
+    quantreg: dict[float, Future[tuple[Fit, int]]]
+
+
+def _slope_fits(pool: ThreadPoolExecutor, s: _Sample, m: Matching, n_hosts: int,
+                cfg: Config) -> dict[float, Future[F64]]:
     controls = np.flatnonzero(~s.treated)
+    return {q: pool.submit(tail_slopes, m.z, s.sub.is_bps, s.sub.host, controls, n_hosts,
+                           q, cfg.qr_sample, cfg.seed) for q in TAIL_QS}
+
+
+def _quantreg_fits(pool: ThreadPoolExecutor, s: _Sample, w: F64, mf: _Means, n_hosts: int,
+                   cfg: Config) -> dict[float, Future[tuple[Fit, int]]]:
+    return {q: pool.submit(quantreg_fe, mf.x, s.sub.is_bps, w, s.sub.host, mf.clusters.id,
+                           n_hosts, mf.beta, q, cfg.qr_sample, cfg.seed) for q in TAIL_QS}
+
+
+@contextmanager
+def _background() -> Iterator[ThreadPoolExecutor]:
+    """Two worker threads for the replicate weights and the QuantReg fits. statsmodels
+    warns on slow convergence and the fits silence that with `warnings.catch_warnings`,
+    which is not thread-safe: the filters are set once here, around every thread's life,
+    and restored after."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ctdrill-fit")
+        try:
+            yield pool
+        finally:  # on an error, what has not started does not start
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _tails(s: _Sample, m: Matching, mf: _Means, slopes: dict[float, Future[F64]]) -> _Tails:
     pairs, y, cid = m.pairs, s.sub.is_bps, mf.clusters.id
-    cf = {q: counterfactual(y, m.z, pairs.control, pairs.target_z,
-                            tail_slopes(m.z, y, s.sub.host, controls, n_hosts, q,
-                                        cfg.qr_sample, cfg.seed))
+    cf = {q: counterfactual(y, m.z, pairs.control, pairs.target_z, slopes[q].result())
           for q in TAIL_QS}
     hi_b = boot_quantiles(y[s.treated], m.weight[s.treated], cid[s.treated], mf.rep_w,
                           TAIL_QS)
@@ -191,9 +237,9 @@ def _matched(s: _Sample, m: Matching, mf: _Means, tails: _Tails,
     method_mean = ("host-FE WLS on matched orders (statsmodels), cluster bootstrap "
                    "percentile CI")
     out = {"mean": _estimate(mf.fit.value, mf.boot_beta[:, 0], cfg.level, method_mean)}
-    y_hi, w_hi = s.sub.is_bps[s.treated], m.weight[s.treated]
+    highs = weighted_nearest_ranks(s.sub.is_bps[s.treated], m.weight[s.treated], TAIL_QS)
     for i, q in enumerate(TAIL_QS):
-        q_hi = weighted_nearest_rank(y_hi, w_hi, q)
+        q_hi = highs[i]
         q_lo = weighted_nearest_rank(tails.cf[q], m.pairs.share, q)
         out[f"cdt_p{round(q * 100)}"] = _estimate(
             None if q_hi is None or q_lo is None else q_hi - q_lo, tails.cdt_b[:, i],
@@ -210,15 +256,14 @@ def _naive(s: _Sample) -> dict[str, float | None]:
             "cdt_p99": quantile_gap(s.sub.is_bps, s.treated, ones, 0.99)}
 
 
-def _quantreg(s: _Sample, w: F64, mf: _Means, n_hosts: int,
+def _quantreg(w: F64, fits: dict[float, Future[tuple[Fit, int]]],
               cfg: Config) -> tuple[dict[str, Estimate], int]:
     """The second view of the tail: host-FE quantile regression, and the rows it used."""
     quantreg: dict[str, Estimate] = {}
     rows = 0
     z = NormalDist().inv_cdf(0.5 + cfg.level / 2)
     for q in TAIL_QS:
-        qfit, rows = quantreg_fe(mf.x, s.sub.is_bps, w, s.sub.host, mf.clusters.id, n_hosts,
-                                 mf.beta, q, cfg.qr_sample, cfg.seed)
+        qfit, rows = fits[q].result()
         lo = qfit.value - z * qfit.se if qfit.se is not None else None
         hi = qfit.value + z * qfit.se if qfit.se is not None else None
         quantreg[f"p{round(q * 100)}"] = Estimate(
@@ -228,20 +273,21 @@ def _quantreg(s: _Sample, w: F64, mf: _Means, n_hosts: int,
     return quantreg, rows
 
 
-def _decomposition(w: F64, mf: _Means, cfg: Config) -> tuple[Part, ...]:
-    point_beta = fe_coefficients(mf.x, mf.ys, w, mf.clusters)[0, 0, :]
+def _decomposition(mf: _Means, cfg: Config) -> tuple[Part, ...]:
     return tuple(
-        Part(name, parent, _estimate(float(point_beta[i + 1]), mf.boot_beta[:, i + 1],
+        Part(name, parent, _estimate(float(mf.point_beta[i + 1]), mf.boot_beta[:, i + 1],
                                      cfg.level, "host-FE WLS, cluster bootstrap"))
         for i, (name, parent) in enumerate(mf.parts))
 
 
 def _tail_curve(s: _Sample, m: Matching, tails: _Tails) -> dict[str, list[float]]:
     """Quantiles of high orders and of their matched stand-ins, for the plot."""
-    y, w = s.sub.is_bps[s.treated], m.weight[s.treated]
-    grid_hi = [weighted_nearest_rank(y, w, q) for q in TAIL_GRID]
-    grid_lo = [weighted_nearest_rank(tails.cf[0.95 if q <= 0.95 else 0.99], m.pairs.share, q)
-               for q in TAIL_GRID]
+    grid_hi = weighted_nearest_ranks(s.sub.is_bps[s.treated], m.weight[s.treated], TAIL_GRID)
+    # each low point from the stand-ins of its side of p95, one sort per side
+    grid_lo = [*weighted_nearest_ranks(tails.cf[0.95], m.pairs.share,
+                                       [q for q in TAIL_GRID if q <= 0.95]),
+               *weighted_nearest_ranks(tails.cf[0.99], m.pairs.share,
+                                       [q for q in TAIL_GRID if q > 0.95])]
     return {"q": list(TAIL_GRID), "high": [v or 0.0 for v in grid_hi],
             "low": [v or 0.0 for v in grid_lo]}
 
@@ -274,30 +320,35 @@ def analyze(orders: OrderLog, timeline: Timeline | Pressure,
     clock: dict[str, float] = {}
     n_hosts = len(orders.hosts)
     s = _label(orders, timeline, cfg, clock)
-    with _timed(clock, "match"):
-        period = None
-        if chosen is not None and cfg.change_at is not None:
-            period = (s.sub.start >= cfg.change_at).astype(np.int64)
-        m = _match(s, period, cfg)
-    with _timed(clock, "mean"):
-        mf = _means(s, m.weight, n_hosts, cfg)
-    with _timed(clock, "tails"):
-        tails = _tails(s, m, mf, n_hosts, cfg)
+    with _background() as pool:
+        clusters = block_clusters(s.sub.host, s.sub.start, n_hosts, cfg.block_s)
+        draws = pool.submit(replicate_weights, cfg.seed, cfg.reps, clusters.size)
+        with _timed(clock, "match"):
+            period = None
+            if chosen is not None and cfg.change_at is not None:
+                period = (s.sub.start >= cfg.change_at).astype(np.int64)
+            m = _match(s, period, cfg)
+        fits = _Fits(_slope_fits(pool, s, m, n_hosts, cfg), {})
+        with _timed(clock, "mean"):
+            mf = _means(s, m.weight, n_hosts, clusters, draws)
+        fits.quantreg.update(_quantreg_fits(pool, s, m.weight, mf, n_hosts, cfg))
+        with _timed(clock, "outcomes"):
+            outcomes = _outcomes(orders, timeline, s, m, mf, cfg)
+        with _timed(clock, "tails"):
+            tails = _tails(s, m, mf, fits.slopes)
+        canary_result = None
+        if chosen is not None and period is not None:
+            with _timed(clock, "canary"):
+                canary_result = _canary(orders, chosen, s.sub, s.treated, m.weight, period,
+                                        mf.clusters, tails.cf, m.pairs, mf.rep_w, cfg)
+        with _timed(clock, "quantreg"):
+            quantreg, rows = _quantreg(m.weight, fits.quantreg, cfg)
     matched = _matched(s, m, mf, tails, cfg)
-    with _timed(clock, "quantreg"):
-        quantreg, rows = _quantreg(s, m.weight, mf, n_hosts, cfg)
-    with _timed(clock, "outcomes"):
-        outcomes = _outcomes(orders, timeline, s, m, mf, cfg)
-    canary_result = None
-    if chosen is not None and period is not None:
-        with _timed(clock, "canary"):
-            canary_result = _canary(orders, chosen, s.sub, s.treated, m.weight, period,
-                                    mf.clusters, tails.cf, m.pairs, mf.rep_w, cfg)
     cdt = matched["cdt_p95"]
     return AnalysisResult(
         inputs=_inputs(orders, timeline, s, mf.parts), config=cfg.to_json(),
         labels=s.counts, matching=m, naive=_naive(s), matched=matched, quantreg=quantreg,
-        quantreg_rows=rows, parts=_decomposition(m.weight, mf, cfg),
+        quantreg_rows=rows, parts=_decomposition(mf, cfg),
         tail_curve=_tail_curve(s, m, tails), verdict=_verdict(cdt, matched["mean"]),
         attributable=bool(cdt.excludes_zero and (cdt.value or 0) > 0),
         canary=canary_result, timings_s=clock, outcomes=outcomes)

@@ -3,6 +3,7 @@ naming the first value that cannot be read: users export times in every format."
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,6 @@ import pandas as pd
 
 from ctdrill.analysis.data import F64
 from ctdrill.errors import InvalidInput
-from ctdrill.metrics.quantile import nearest_rank
 
 HINT = "use ISO 8601 (2024-05-02T09:30:00Z) or epoch seconds"
 
@@ -20,11 +20,18 @@ def _epoch_scale(values: F64) -> float:
     finite = values[np.isfinite(values)]
     if not finite.size:
         return 1.0
-    mag = nearest_rank(np.abs(finite).tolist(), 0.5) or 0.0
+    mag = _median_rank(np.abs(finite))
     for limit, scale in ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6)):
         if mag < limit:
             return scale
     return 1e-9
+
+
+def _median_rank(values: F64) -> float:
+    """`nearest_rank(values, 0.5)`, the ceil(n/2)-th smallest value, by selection in O(n)
+    instead of sorting a Python list (a 10M-order log: seconds per column)."""
+    k = min(values.size - 1, max(0, math.ceil(0.5 * values.size) - 1))
+    return float(np.partition(values, k)[k])
 
 
 def _bad(source: str, column: str, raw: Any, bad: Any) -> InvalidInput:

@@ -1,0 +1,92 @@
+"""The analysis' speed-ups that claim "the same numbers, bit for bit" (docs/ANALYSIS.md
+"Engines"), each against the slow way it replaces: cluster moments summed over matched
+rows only against sums over every row, the QuantReg fits run in background threads
+against the same fits one after the other, the loader's median by selection against
+the sorted one, and a quantile curve from one sort against each quantile on its own."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ctdrill.analysis.bootstrap import Clusters, cluster_moments, fe_coefficients
+from ctdrill.analysis.estimate import quantreg_fe, tail_slopes
+from ctdrill.analysis.pipeline import _background
+from ctdrill.analysis.timeparse import _median_rank
+from ctdrill.metrics.quantile import (
+    nearest_rank,
+    weighted_nearest_rank,
+    weighted_nearest_ranks,
+)
+
+
+def _rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Clusters]:
+    rng = np.random.default_rng(seed)
+    host = rng.integers(0, 5, n)
+    clusters = Clusters(host * 6 + rng.integers(0, 6, n), 5, 6)
+    x = np.column_stack([rng.random(n) < 0.3, rng.normal(size=(n, 3))]).astype(float)
+    y = rng.standard_t(3, size=(n, 2)) * 10
+    w = np.where(rng.random(n) < 0.7, 0.0, rng.uniform(0.1, 3.0, n))  # most unmatched
+    return x, y, w, clusters
+
+
+def test_moments_over_matched_rows_equal_sums_over_every_row() -> None:
+    x, y, w, clusters = _rows(20_000, 3)
+    assert (w == 0).sum() > 10_000 and (x < 0).any()  # zero weights times negatives: -0.0
+    got = cluster_moments(x, y, w, clusters).sums
+    z, c = np.hstack([x, y]), clusters.size
+    r = z.shape[1]
+    assert np.array_equal(got[:, 0], np.bincount(clusters.id, weights=w, minlength=c))
+    for j in range(r):
+        wz = w * z[:, j]
+        assert np.array_equal(got[:, 1 + j], np.bincount(clusters.id, weights=wz,
+                                                         minlength=c))
+        for k in range(j, r):  # the upper triangle, mirrored
+            every = np.bincount(clusters.id, weights=wz * z[:, k], minlength=c)
+            assert np.array_equal(got[:, 1 + r + j * r + k], every), (j, k)
+            assert np.array_equal(got[:, 1 + r + k * r + j], every), (k, j)
+    matched = w > 0
+    sub = Clusters(clusters.id[matched], clusters.n_hosts, clusters.n_blocks)
+    assert np.array_equal(fe_coefficients(x, y, w, clusters),
+                          fe_coefficients(x[matched], y[matched], w[matched], sub))
+
+
+def test_quantreg_fits_in_threads_equal_the_fits_in_turn() -> None:
+    x, y, w, clusters = _rows(30_000, 4)
+    host = clusters.id // clusters.n_blocks
+    beta = np.linalg.lstsq(x, y[:, 0], rcond=None)[0]
+    controls = np.flatnonzero(x[:, 0] == 0)
+    qs = (0.95, 0.99)
+
+    def fits() -> list[object]:
+        return [(quantreg_fe, (x, y[:, 0], w + 0.5, host, clusters.id, 5, beta, q, 4000,
+                               7)) for q in qs] + \
+               [(tail_slopes, (x[:, 1:], y[:, 0], host, controls, 5, q, 4000, 7)) for q in qs]
+
+    serial = [f(*a) for f, a in fits()]  # type: ignore[operator]
+    with _background() as pool:
+        futures = [pool.submit(f, *a) for f, a in fits()]  # type: ignore[arg-type]
+        threaded = [fut.result() for fut in futures]
+    for a, b in zip(serial, threaded, strict=True):
+        if isinstance(a, tuple):
+            assert a == b  # (Fit, rows): value and SE as floats
+        else:
+            assert np.array_equal(a, b)
+
+
+def test_time_unit_median_by_selection_is_the_nearest_rank_median() -> None:
+    """The loader guesses epoch s/ms/us/ns from the median magnitude: selection in O(n)
+    gives the value sorting did (odd and even sizes, ties, one value)."""
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 10, 1001, 50_000):
+        values = np.abs(rng.normal(size=n)) * 1.7e12
+        values[::7] = values[0]
+        assert _median_rank(values) == nearest_rank(values.tolist(), 0.5), n
+
+
+def test_quantile_curve_from_one_sort_is_each_quantile_on_its_own() -> None:
+    rng = np.random.default_rng(6)
+    y = np.round(rng.standard_t(3, 20_000), 1)  # ties
+    w = np.where(rng.random(y.size) < 0.3, 0.0, rng.uniform(0.1, 2.0, y.size))
+    qs = (0.0, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 1.0)
+    assert weighted_nearest_ranks(y, w, qs) == [weighted_nearest_rank(y, w, q) for q in qs]
+    assert weighted_nearest_ranks(y, np.zeros(y.size), qs) == [None] * len(qs)
