@@ -15,11 +15,13 @@ running that could change a host after its dead-man reverted it.
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -83,6 +85,32 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return base64.b64encode(json.dumps(payload, sort_keys=True).encode()).decode("ascii")
 
 
+def per_host_payloads(payload: dict[str, Any], hosts: list[str],
+                      run_id: str) -> dict[str, str]:
+    """One base64 payload per host, holding the common part and that host's part only:
+    each host receives its own data (linear in the pool, not quadratic), and a play's
+    modules read `ctdrill_payload[inventory_hostname]`."""
+    parts = payload.get("hosts", {})
+    out = {}
+    for host in sorted(set(hosts)):
+        mine = {"common": payload.get("common", {}), "run_id": run_id}
+        if host in parts:
+            mine["hosts"] = {host: parts[host]}
+        out[host] = encode_payload(mine)
+    return out
+
+
+def write_extravars(private_dir: str, extravars: dict[str, Any]) -> str:
+    """The play's extra vars as a file (`-e @FILE`), never one command-line argument: a
+    pool's payloads outgrow the kernel's limit on one argument (128 KiB) near 32 hosts.
+    The file sits in the run's private dir (mode 0600) and goes with it."""
+    path = Path(private_dir) / "ctdrill-extravars.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(extravars, f)
+    return str(path)
+
+
 def _tied_bin(private_dir: str) -> str:
     """A bin directory whose `ansible-playbook` dies with this process."""
     real = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent)) \
@@ -128,18 +156,50 @@ class RunResult:
         return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
-def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS) -> dict[str, str]:
-    """Environment for one run. SSH control sockets live in the run's own directory, so
-    a later run never rides an earlier connection past host key verification, and
-    masters linger only briefly after the run. CTDRILL_RUN_ID marks every process of
-    the play, so a dead-man can find and stop what its run left running."""
+_CONTROL_DIRS: dict[str, Path] = {}
+
+
+def control_dir(run_id: str) -> Path:
+    """One run's SSH control-socket directory, shared by its plays: a drill's prepare,
+    apply, check, revert and unlock ride one connection per host (a pool pays the
+    handshakes once, not once per play), while no other run, in this process or
+    another, rides them past its own host key check. The masters are stopped and the
+    directories removed when the process exits; a killed process's are swept by pid."""
+    if run_id not in _CONTROL_DIRS:
+        if not _CONTROL_DIRS:
+            sweep_stale_dirs(Path(tempfile.gettempdir()), "ctd-ssh-")
+            atexit.register(close_control_dirs)
+        _CONTROL_DIRS[run_id] = Path(tempfile.mkdtemp(prefix=f"ctd-ssh-{os.getpid()}-"))
+    return _CONTROL_DIRS[run_id]
+
+
+def close_control_dirs() -> None:
+    for path in _CONTROL_DIRS.values():
+        close_control_dir(path)
+    _CONTROL_DIRS.clear()
+
+
+def close_control_dir(path: Path) -> None:
+    """Stop every SSH master whose socket lives in `path` (`ssh -O exit`), then remove it."""
+    for sock in path.glob("*"):
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "ctdrill"],
+                       capture_output=True, check=False, timeout=10)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS,
+         mark: bool = False) -> dict[str, str]:
+    """Environment for one play. SSH control sockets live in the run's directory
+    (control_dir), or the play's own without a run. CTDRILL_RUN_ID (with `mark`) marks
+    every process of the play, so a dead-man can find and stop what its run left
+    running."""
     bindir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     path = f"{bindir}:{path}" if bindir not in path.split(":") else path
     return {
         "PATH": f"{_tied_bin(private_dir)}:{path}",
         "CTDRILL_PARENT_PID": str(os.getpid()),
-        "CTDRILL_RUN_ID": run_id,
+        "CTDRILL_RUN_ID": run_id if mark else "",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_LOCALHOST_WARNING": "False",
@@ -148,8 +208,9 @@ def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS) -> dict
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
         "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
-        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=10s",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(private_dir) / "cp"),
+        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=120s",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir(run_id) if run_id
+                                            else Path(private_dir) / "cp"),
         "ANSIBLE_FORKS": str(forks),
     }
 
@@ -200,13 +261,16 @@ def private_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=f"ctd-runner-{os.getpid()}-")
 
 
-def sweep_stale_dirs(tmp: Path) -> list[Path]:
-    """Remove ctd-runner-PID-* dirs whose PID no longer runs; returns what was removed."""
+def sweep_stale_dirs(tmp: Path, prefix: str = "ctd-runner-") -> list[Path]:
+    """Remove PREFIX-PID-* dirs whose PID no longer runs (a control dir's masters are
+    stopped first); returns what was removed."""
     removed = []
-    for entry in tmp.glob("ctd-runner-*"):
-        m = RUNNER_DIR.match(entry.name)
+    for entry in tmp.glob(f"{prefix}*"):
+        m = re.match(rf"{re.escape(prefix)}(\d+)-", entry.name)
         if m is None or not entry.is_dir() or pid_alive(int(m.group(1))):
             continue
+        if prefix == "ctd-ssh-":
+            close_control_dir(entry)
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
@@ -235,13 +299,13 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
     if not playbook.exists():
         raise EnvironmentProblem(f"playbook {playbook} is missing", "reinstall ctdrill")
     extravars = {"ctdrill_hosts": host_pattern(hosts),
-                 "ctdrill_payload": encode_payload(dict(payload, run_id=run_id))}
+                 "ctdrill_payload": per_host_payloads(payload, hosts, run_id)}
     with private_dir() as pdd:
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
-            playbook=str(playbook), extravars=extravars, quiet=True,
-            envvars=_env(pdd, run_id if name in CHANGING_PLAYS else "",
-                         forks_for(len(set(hosts)))),
+            playbook=str(playbook), extravars=write_extravars(pdd, extravars), quiet=True,
+            envvars=_env(pdd, run_id, forks_for(len(set(hosts))),
+                         mark=name in CHANGING_PLAYS),
             timeout=timeout, suppress_env_files=True,
             cancel_callback=_never,
         )
