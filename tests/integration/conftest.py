@@ -24,3 +24,17 @@ def lab() -> Iterator[LabUp]:
         yield manager.up(name, ssh=True)
     finally:
         manager.down(name)
+
+
+POOL_GATEWAYS = 4
+"""The pool tiers' lab: four lanes, enough for a 25 % canary and waves of one."""
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[LabUp]:
+    """A pool lab (`lab up --gateways 4`) per test module, always removed."""
+    name = unique_lab_name("pool")
+    try:
+        yield manager.up(name, ssh=True, gateways=POOL_GATEWAYS)
+    finally:
+        manager.down(name)

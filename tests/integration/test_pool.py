@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,21 +13,12 @@ import pytest
 from ctdrill.lab import manager
 from ctdrill.lab.flows import send_udp_flows
 from ctdrill.lab.manager import LabUp
-from tests.integration.conftest import unique_lab_name
+from tests.integration.conftest import POOL_GATEWAYS
 from tests.integration.drillrun import ctdrill, host_state
 
 pytestmark = pytest.mark.root
 POOL_DRILLS = Path(__file__).resolve().parents[2] / "drills" / "pool"
-GATEWAYS = 4
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[LabUp]:
-    name = unique_lab_name("pool")
-    try:
-        yield manager.up(name, ssh=True, gateways=GATEWAYS)
-    finally:
-        manager.down(name)
+GATEWAYS = POOL_GATEWAYS
 
 
 def udp_entries(netns: str) -> int:

@@ -18,16 +18,15 @@ from typing import Any
 import pytest
 
 from ctdrill.connect.netns import NetnsConnector
-from ctdrill.lab import manager
 from ctdrill.lab.flows import udp_flows
 from ctdrill.lab.manager import LabUp
-from tests.integration.conftest import unique_lab_name
+from tests.integration.conftest import POOL_GATEWAYS
 from tests.integration.drillrun import ctdrill, records, write_spec
 from tests.integration.helpers import flush_conntrack, ns_count, ns_read
 
 pytestmark = pytest.mark.root
 
-GATEWAYS = 4
+GATEWAYS = POOL_GATEWAYS
 GWS = [f"gw{i:02d}" for i in range(1, GATEWAYS + 1)]
 FLOWS = 200
 CEILING = 50
@@ -45,15 +44,6 @@ guards:
   ceilings: [{{hosts: gateways, metric: count, above: {CEILING}}}]
 revert: {{ttl_s: 120}}
 """
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[LabUp]:
-    name = unique_lab_name("wv")
-    try:
-        yield manager.up(name, ssh=True, gateways=GATEWAYS)
-    finally:
-        manager.down(name)
 
 
 @pytest.fixture
