@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import contextlib
 import json
 import os
 import re
@@ -156,21 +157,22 @@ class RunResult:
         return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
-_CONTROL_DIRS: dict[str, Path] = {}
+_CONTROL_DIRS: dict[tuple[str, str], Path] = {}
 
 
-def control_dir(run_id: str) -> Path:
+def control_dir(run_id: str, inventory: Path) -> Path:
     """One run's SSH control-socket directory, shared by its plays: a drill's prepare,
     apply, check, revert and unlock ride one connection per host (a pool pays the
     handshakes once, not once per play), while no other run, in this process or
     another, rides them past its own host key check. The masters are stopped and the
     directories removed when the process exits; a killed process's are swept by pid."""
-    if run_id not in _CONTROL_DIRS:
+    key = (run_id, str(inventory.resolve()))
+    if key not in _CONTROL_DIRS:
         if not _CONTROL_DIRS:
             sweep_stale_dirs(Path(tempfile.gettempdir()), "ctd-ssh-")
             atexit.register(close_control_dirs)
-        _CONTROL_DIRS[run_id] = Path(tempfile.mkdtemp(prefix=f"ctd-ssh-{os.getpid()}-"))
-    return _CONTROL_DIRS[run_id]
+        _CONTROL_DIRS[key] = Path(tempfile.mkdtemp(prefix=f"ctd-ssh-{os.getpid()}-"))
+    return _CONTROL_DIRS[key]
 
 
 def close_control_dirs() -> None:
@@ -180,26 +182,29 @@ def close_control_dirs() -> None:
 
 
 def close_control_dir(path: Path) -> None:
-    """Stop every SSH master whose socket lives in `path` (`ssh -O exit`), then remove it."""
+    """Stop every SSH master whose socket lives in `path` (`ssh -O exit`), then remove it.
+    Best effort, never raising: it also runs before a recovery's revert play."""
     for sock in path.glob("*"):
-        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "ctdrill"],
-                       capture_output=True, check=False, timeout=10)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "ctdrill"],
+                           capture_output=True, check=False, timeout=5)
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS,
-         mark: bool = False) -> dict[str, str]:
-    """Environment for one play. SSH control sockets live in the run's directory
-    (control_dir), or the play's own without a run. CTDRILL_RUN_ID (with `mark`) marks
-    every process of the play, so a dead-man can find and stop what its run left
-    running."""
+def _env(private_dir: str, control: Path | None = None, run_id: str = "",
+         forks: int = DEFAULT_FORKS) -> dict[str, str]:
+    """Environment for one play. SSH control sockets live in `control` (the run's, see
+    control_dir) or the play's own directory. CTDRILL_RUN_ID marks every process of a
+    changing play, so a dead-man can find and stop what its run left running; such a
+    play rides the run's existing masters but never starts one (ControlMaster=no), so
+    no master carrying the mark outlives it into the revert."""
     bindir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     path = f"{bindir}:{path}" if bindir not in path.split(":") else path
     return {
         "PATH": f"{_tied_bin(private_dir)}:{path}",
         "CTDRILL_PARENT_PID": str(os.getpid()),
-        "CTDRILL_RUN_ID": run_id if mark else "",
+        "CTDRILL_RUN_ID": run_id,
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_LOCALHOST_WARNING": "False",
@@ -208,9 +213,9 @@ def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS,
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
         "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
-        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=120s",
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir(run_id) if run_id
-                                            else Path(private_dir) / "cp"),
+        "ANSIBLE_SSH_ARGS": ("-C -o ControlMaster=no" if run_id
+                             else "-C -o ControlMaster=auto -o ControlPersist=120s"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control or Path(private_dir) / "cp"),
         "ANSIBLE_FORKS": str(forks),
     }
 
@@ -249,9 +254,6 @@ def _never() -> bool:
     SIGINT/SIGTERM handlers, which would silently replace the drill's: a signal must let
     the running play finish and then lead to the revert, never cut a change in half."""
     return False
-
-
-RUNNER_DIR = re.compile(r"ctd-runner-(\d+)-")
 
 
 def private_dir() -> tempfile.TemporaryDirectory[str]:
@@ -298,14 +300,15 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
     playbook = PLAYBOOKS / f"{name}.yml"
     if not playbook.exists():
         raise EnvironmentProblem(f"playbook {playbook} is missing", "reinstall ctdrill")
+    changing = name in CHANGING_PLAYS
     extravars = {"ctdrill_hosts": host_pattern(hosts),
                  "ctdrill_payload": per_host_payloads(payload, hosts, run_id)}
     with private_dir() as pdd:
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
             playbook=str(playbook), extravars=write_extravars(pdd, extravars), quiet=True,
-            envvars=_env(pdd, run_id, forks_for(len(set(hosts))),
-                         mark=name in CHANGING_PLAYS),
+            envvars=_env(pdd, control_dir(run_id, inventory), run_id if changing else "",
+                         forks_for(len(set(hosts)))),
             timeout=timeout, suppress_env_files=True,
             cancel_callback=_never,
         )

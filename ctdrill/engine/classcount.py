@@ -13,6 +13,7 @@ import time
 
 from ctdrill.connect import Connector, connector_for
 from ctdrill.engine.classscope import class_scope
+from ctdrill.errors import CtdrillError
 from ctdrill.spec.models import ClassEntriesExpectation
 from ctdrill.system.parallel import run_all
 from ctdrill.targets.inventory import Inventory
@@ -61,9 +62,15 @@ class ClassCounter:
         return self._conns[host]
 
     def _count_host(self, host: str) -> None:
+        """One host's counts this period; a host that cannot be read misses the period
+        (its verdict then says how few counts it has), the others go on."""
         for key in self.keys:
             if key[0] == host:
-                self.series[key].append((time.time(), count_entries(self._conn(host), *key[1:])))
+                try:
+                    n = count_entries(self._conn(host), *key[1:])
+                except CtdrillError:
+                    return
+                self.series[key].append((time.time(), n))
 
     def _run(self) -> None:
         """Each host counted on its own thread: a pool's gateways in one period."""

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ctdrill.errors import EnvironmentProblem
+from ctdrill.errors import EnvironmentProblem, InvalidInput
 from ctdrill.lab import sshd
 from ctdrill.lab.inventory import (
     dump_inventory,
@@ -202,8 +202,13 @@ def up(name: str, *, ssh: bool = True, gateways: int = 1) -> LabUp:
     plan_for(name, 0, gateways)  # refuse a bad size before touching anything
     require_lab_prerequisites()
     existing = load_plan(name)
-    if existing is not None and existing.gateways == gateways and all(
-        c.ok for c in status(existing)) and (
+    healthy = existing is not None and all(c.ok for c in status(existing))
+    if existing is not None and healthy and existing.gateways != gateways:
+        raise InvalidInput(f"lab '{name}' is up with {existing.gateways} gateway(s), not "
+                           f"{gateways}; a drill may be using it",
+                           f"run 'ctdrill lab down --name {name}' first, or use another "
+                           "--name")
+    if existing is not None and healthy and (
         not ssh or existing.ssh_inventory_path.exists()
     ):
         invs = [existing.inventory_path]

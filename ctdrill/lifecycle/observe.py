@@ -44,31 +44,47 @@ StepHook = Callable[[int], None]
 
 
 class _LiveProbeSignals:
-    """OSD and the CDT breach flag for the regime machine, refreshed at most every 0.25 s."""
+    """OSD and the CDT breach flag for the regime machine, refreshed at most every 0.25 s.
+    Over a pool, each lane's signals go to the gateway it crosses (its `via`), so a
+    canary gateway's regime is not driven by a control lane's tails; a host without a
+    lane (the kernel owner) gets the pool's worst."""
 
     def __init__(self, probe: ProbePhase | ProbePool | None,
                  result: ObservationResult) -> None:
-        self.probe = probe
+        lanes = probe.lanes if isinstance(probe, ProbePool) else [probe] if probe else []
+        self.lanes: list[ProbePhase] = lanes
         self.result = result
-        self.osd_ms = 0.0
-        self.cdt_breach = False
+        self.osd: dict[str | None, float] = {}
+        self.cdt: dict[str | None, bool] = {}
         self._at = 0.0
 
     def refresh(self, now: float) -> None:
-        if self.probe is None or now - self._at < 0.25:
+        if not self.lanes or now - self._at < 0.25:
             return
         self._at = now
-        self.osd_ms = self.probe.live_osd_ms(now)
-        spec = self.probe.spec
-        msgs = self.probe.messages()
-        pressure = self.result.pressure()
+        pooled = len(self.lanes) > 1
+        for lane in self.lanes:
+            key = lane.via if pooled else None
+            self.osd[key] = lane.live_osd_ms(now)
+            self.cdt[key] = self._breach(lane, now, {lane.via} if pooled and lane.via else None)
+
+    def _breach(self, lane: ProbePhase, now: float, hosts: set[str] | None) -> bool:
+        spec = lane.spec
+        msgs = lane.messages()
+        pressure = self.result.pressure(hosts)
         low = [is_proxy(m, spec.drift, spec.timeout_s) for m in msgs
                if label(m.sent - 0.5, m.sent + 0.5, pressure, 0.9, 0.7) == "low"]
         recent = [m for m in msgs if now - m.sent <= spec.window_s + spec.timeout_s]
         costs = [is_proxy(m, spec.drift, spec.timeout_s) for m in recent]
         base, cur = nearest_rank(low, 0.95), nearest_rank(costs, 0.95)
-        self.cdt_breach = (base is not None and cur is not None
-                           and cur - base > spec.cdt_threshold_bps)
+        return base is not None and cur is not None and cur - base > spec.cdt_threshold_bps
+
+    def for_host(self, host: str) -> tuple[float, bool]:
+        """(OSD ms, CDT breach) that `host`'s regime machine sees."""
+        for key in (host, None):
+            if key in self.osd:
+                return self.osd[key], self.cdt.get(key, False)
+        return max(self.osd.values(), default=0.0), any(self.cdt.values())
 
 
 def _lost_text(lost: TargetLost) -> str:
@@ -212,8 +228,9 @@ class Window:
         m = obs.metrics
         if m is not None:
             entry["metrics"] = m.to_json()
+            osd_ms, cdt_breach = self.live.for_host(obs.host)
             tr = self.machines[obs.host].feed(RegimeInput.from_window(
-                m, osd_ms=self.live.osd_ms, cdt_breach=self.live.cdt_breach))
+                m, osd_ms=osd_ms, cdt_breach=cdt_breach))
             if tr is not None:
                 self.journal.write("transition", host=obs.host, **tr.to_json())
                 self.progress(f"{obs.host}: {tr.from_state.value} -> {tr.to_state.value}")

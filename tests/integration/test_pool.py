@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ctdrill.errors import InvalidInput
 from ctdrill.lab import manager
 from ctdrill.lab.flows import send_udp_flows
 from ctdrill.lab.manager import LabUp
@@ -46,9 +47,12 @@ def test_the_pool_is_healthy_and_its_lanes_never_meet(pool: LabUp) -> None:
     assert all(n == 0 for g, n in counts.items() if g != "gw02"), counts
 
 
-def test_a_second_lab_up_of_the_same_size_keeps_it(pool: LabUp) -> None:
+def test_a_second_lab_up_keeps_the_pool_and_refuses_another_size(pool: LabUp) -> None:
     again = manager.up(pool.plan.name, ssh=True, gateways=GATEWAYS)
     assert not again.created and again.plan.gateways == GATEWAYS
+    with pytest.raises(InvalidInput, match=f"up with {GATEWAYS} gateway"):
+        manager.up(pool.plan.name, ssh=True, gateways=2)
+    assert all(c.ok for c in manager.status(pool.plan))  # left as it was
 
 
 @pytest.mark.parametrize(("name", "inventory"), [

@@ -105,3 +105,29 @@ def test_a_pooled_load_sums_the_lanes_and_names_a_failed_one() -> None:
     out = load.stop()
     assert out["flows"] == 15 and out["completed"] == 9 and out["error"] == "gw02: boom"
     assert [lane["via"] for lane in out["lanes"]] == ["gw01", "gw02"]
+
+
+class FakeProbeLane:
+    def __init__(self, via: str, osd_ms: float) -> None:
+        self.via, self.osd_ms = via, osd_ms
+        self.spec = drill().probe
+
+    def live_osd_ms(self, now: float, horizon_s: float = 2.0) -> float:
+        return self.osd_ms
+
+    def messages(self) -> list[Message]:
+        return []
+
+
+def test_each_gateway_regime_sees_its_own_lanes_probe_signals() -> None:
+    from ctdrill.lifecycle.observe import _LiveProbeSignals
+    from ctdrill.probe.pool import ProbePool
+
+    spec = drill().probe
+    assert spec is not None
+    lanes: list[Any] = [FakeProbeLane("gw01", 5.0), FakeProbeLane("gw02", 900.0)]
+    live = _LiveProbeSignals(ProbePool(spec, lanes), ObservationResult(started=0.0))
+    live.refresh(100.0)
+    assert live.for_host("gw01") == (5.0, False)
+    assert live.for_host("gw02") == (900.0, False)
+    assert live.for_host("kernel") == (900.0, False)  # no lane: the pool's worst
