@@ -91,6 +91,9 @@ def per_host_payloads(payload: dict[str, Any], hosts: list[str],
     """One base64 payload per host, holding the common part and that host's part only:
     each host receives its own data (linear in the pool, not quadratic), and a play's
     modules read `ctdrill_payload[inventory_hostname]`."""
+    unknown = set(payload) - {"common", "hosts"}
+    if unknown:  # a key here would silently never reach a host
+        raise ValueError(f"play payload keys {sorted(unknown)} are not common/hosts")
     parts = payload.get("hosts", {})
     out = {}
     for host in sorted(set(hosts)):

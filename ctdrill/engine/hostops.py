@@ -15,6 +15,7 @@ from typing import Any
 from ctdrill.ansible.runner import RunResult, run_playbook
 from ctdrill.connect.base import TABLE_FULL_HINT, timed_out
 from ctdrill.errors import EnvironmentProblem
+from ctdrill.targets.inventory import some_names
 
 
 def _first_failure(result: RunResult) -> str:
@@ -32,20 +33,14 @@ def _unreachable(result: RunResult, hosts: list[str]) -> None:
         hint = (TABLE_FULL_HINT if timed_out(bad[0].message)
                 else "check the inventory's address, user and key")
         rest = sorted({r.host for r in bad} - {bad[0].host})
-        others = f" (and {len(rest)} more: {_some(rest)})" if rest else ""
+        others = f" (and {len(rest)} more: {some_names(rest, 10)})" if rest else ""
         raise EnvironmentProblem(f"target {bad[0].host} is unreachable: {bad[0].message}"
                                  f"{others}", hint)
     silent = [h for h in hosts if h not in result.hosts]
     if silent:
-        raise EnvironmentProblem(f"Ansible returned nothing for {_some(silent)} "
+        raise EnvironmentProblem(f"Ansible returned nothing for {some_names(silent, 10)} "
                                  f"(run {result.status}, rc {result.rc})",
                                  "check that the inventory still exists and lists them")
-
-
-def _some(names: list[str], shown: int = 10) -> str:
-    """A one-line list of hosts: a fleet's unreachable hosts would not fit in full."""
-    more = f", ... {len(names) - shown} not shown" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class Inventory:
         if not hosts:
             raise InvalidInput(
                 f"no host in {self.path} matches '{pattern}'",
-                f"known hosts: {_some(self.hostnames())}",
+                f"known hosts: {some_names(self.hostnames())}",
             )
         return list(hosts)
 
@@ -64,7 +64,7 @@ class Inventory:
         host = self._inv.get_host(name)
         if host is None:
             raise InvalidInput(f"unknown target '{name}' in {self.path}",
-                               f"known hosts: {_some(self.hostnames())}")
+                               f"known hosts: {some_names(self.hostnames())}")
         return self._target(host)
 
     def _target(self, host: object) -> Target:
@@ -83,7 +83,7 @@ class Inventory:
             raise InvalidInput(str(exc), f"fix the host's variables in {self.path}") from exc
 
 
-def _some(names: list[str], shown: int = 20) -> str:
-    """A hint's host list: a fleet inventory's 500 names would not make one line."""
+def some_names(names: list[str], shown: int = 20) -> str:
+    """A one-line host list: a fleet's 500 names would not make one line."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
