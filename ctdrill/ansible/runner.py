@@ -15,14 +15,11 @@ running that could change a host after its dead-man reverted it.
 
 from __future__ import annotations
 
-import atexit
 import base64
-import contextlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -160,47 +157,11 @@ class RunResult:
         return [r for r in self.hosts.get(host, []) if r.task == task]
 
 
-_CONTROL_DIRS: dict[tuple[str, str], Path] = {}
-
-
-def control_dir(run_id: str, inventory: Path) -> Path:
-    """One run's SSH control-socket directory, shared by its plays: a drill's prepare,
-    apply, check, revert and unlock ride one connection per host (a pool pays the
-    handshakes once, not once per play), while no other run, in this process or
-    another, rides them past its own host key check. The masters are stopped and the
-    directories removed when the process exits; a killed process's are swept by pid."""
-    key = (run_id, str(inventory.resolve()))
-    if key not in _CONTROL_DIRS:
-        if not _CONTROL_DIRS:
-            sweep_stale_dirs(Path(tempfile.gettempdir()), "ctd-ssh-")
-            atexit.register(close_control_dirs)
-        _CONTROL_DIRS[key] = Path(tempfile.mkdtemp(prefix=f"ctd-ssh-{os.getpid()}-"))
-    return _CONTROL_DIRS[key]
-
-
-def close_control_dirs() -> None:
-    for path in _CONTROL_DIRS.values():
-        close_control_dir(path)
-    _CONTROL_DIRS.clear()
-
-
-def close_control_dir(path: Path) -> None:
-    """Stop every SSH master whose socket lives in `path` (`ssh -O exit`), then remove it.
-    Best effort, never raising: it also runs before a recovery's revert play."""
-    for sock in path.glob("*"):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "ctdrill"],
-                           capture_output=True, check=False, timeout=5)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def _env(private_dir: str, control: Path | None = None, run_id: str = "",
-         forks: int = DEFAULT_FORKS) -> dict[str, str]:
-    """Environment for one play. SSH control sockets live in `control` (the run's, see
-    control_dir) or the play's own directory. CTDRILL_RUN_ID marks every process of a
-    changing play, so a dead-man can find and stop what its run left running; such a
-    play rides the run's existing masters but never starts one (ControlMaster=no), so
-    no master carrying the mark outlives it into the revert."""
+def _env(private_dir: str, run_id: str = "", forks: int = DEFAULT_FORKS) -> dict[str, str]:
+    """Environment for one play. SSH control sockets live in the play's own directory,
+    so a later play never rides an earlier connection past host key verification, and
+    masters linger only briefly after it. CTDRILL_RUN_ID marks every process of the
+    play, so a dead-man can find and stop what its run left running."""
     bindir = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     path = f"{bindir}:{path}" if bindir not in path.split(":") else path
@@ -216,9 +177,8 @@ def _env(private_dir: str, control: Path | None = None, run_id: str = "",
         "ANSIBLE_NOCOLOR": "True",
         "ANSIBLE_LIBRARY": str(PLAYBOOKS / "library"),
         "ANSIBLE_MODULE_UTILS": str(PLAYBOOKS / "module_utils"),
-        "ANSIBLE_SSH_ARGS": ("-C -o ControlMaster=no" if run_id
-                             else "-C -o ControlMaster=auto -o ControlPersist=120s"),
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control or Path(private_dir) / "cp"),
+        "ANSIBLE_SSH_ARGS": "-C -o ControlMaster=auto -o ControlPersist=10s",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(Path(private_dir) / "cp"),
         "ANSIBLE_FORKS": str(forks),
     }
 
@@ -266,16 +226,13 @@ def private_dir() -> tempfile.TemporaryDirectory[str]:
     return tempfile.TemporaryDirectory(prefix=f"ctd-runner-{os.getpid()}-")
 
 
-def sweep_stale_dirs(tmp: Path, prefix: str = "ctd-runner-") -> list[Path]:
-    """Remove PREFIX-PID-* dirs whose PID no longer runs (a control dir's masters are
-    stopped first); returns what was removed."""
+def sweep_stale_dirs(tmp: Path) -> list[Path]:
+    """Remove ctd-runner-PID-* dirs whose PID no longer runs; returns what was removed."""
     removed = []
-    for entry in tmp.glob(f"{prefix}*"):
-        m = re.match(rf"{re.escape(prefix)}(\d+)-", entry.name)
+    for entry in tmp.glob("ctd-runner-*"):
+        m = re.match(r"ctd-runner-(\d+)-", entry.name)
         if m is None or not entry.is_dir() or pid_alive(int(m.group(1))):
             continue
-        if prefix == "ctd-ssh-":
-            close_control_dir(entry)
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
@@ -310,8 +267,7 @@ def run_playbook(inventory: Path, name: str, hosts: list[str], payload: dict[str
         runner = ansible_runner.run(
             private_data_dir=pdd, inventory=str(inventory.resolve()),
             playbook=str(playbook), extravars=write_extravars(pdd, extravars), quiet=True,
-            envvars=_env(pdd, control_dir(run_id, inventory), run_id if changing else "",
-                         forks_for(len(set(hosts)))),
+            envvars=_env(pdd, run_id if changing else "", forks_for(len(set(hosts)))),
             timeout=timeout, suppress_env_files=True,
             cancel_callback=_never,
         )

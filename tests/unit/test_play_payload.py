@@ -45,7 +45,6 @@ def test_a_32_host_play_passes_its_payload_as_a_private_file(
         return Done()
 
     monkeypatch.setattr(ansible_runner, "run", fake_run)
-    monkeypatch.setattr(runner, "control_dir", lambda run_id, inventory: tmp_path / "cp")
     hosts = [f"gw{i:02d}" for i in range(1, 33)]
     big = {"hosts": {h: {"snapshot": "x" * 20000} for h in hosts}}
     runner.run_playbook(tmp_path / "inv.yml", "revert", hosts, big, "run-2")
