@@ -115,13 +115,21 @@ class HostOps:
         return self._snapshots(result, hosts), refusals
 
     def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float,
-              expected: dict[str, dict[str, Any]], arm: bool = True) -> RunResult:
+              expected: dict[str, dict[str, Any]], arm: bool = True,
+              check_keys: list[str] | None = None) -> RunResult:
         """Arm the dead-man switch (first apply only) and apply; the caller journals
         outcomes per change. Later steps apply with arm=False: one timer per host.
-        `expected` is each host's snapshot: the dead-man verifies against it."""
+        `expected` is each host's snapshot: the dead-man verifies against it. With
+        `check_keys`, each host is read back in the same task (`applied_snapshots`)."""
         hosts = {h: dict(v, expected=expected[h]) for h, v in per_host.items()}
-        return self._play("apply", list(per_host),
-                          {"common": {"ttl_s": ttl_s, "arm": arm}, "hosts": hosts})
+        common: dict[str, Any] = {"ttl_s": ttl_s, "arm": arm}
+        if check_keys is not None:
+            common["check_keys"] = check_keys
+        return self._play("apply", list(per_host), {"common": common, "hosts": hosts})
+
+    def applied_snapshots(self, result: RunResult) -> dict[str, dict[str, Any]]:
+        """The snapshots an apply with `check_keys` read back, by host."""
+        return self._snapshots(result, list(result.hosts))
 
     def revert(self, per_host: dict[str, dict[str, Any]]) -> dict[str, HostRevert]:
         """Revert to the snapshot, verify, then disarm and unlock (only where verified).

@@ -36,7 +36,7 @@ def journal_outcomes(journal: Journal, result: RunResult, step: str | None,
         for r in rs:
             for item in r.result.get("applied") or [r.result]:
                 ok = bool(item.get("ok", r.ok))
-                journal.write("outcome", host=host, task=r.task, ok=ok,
+                journal.write("outcome", host=host, task=item.get("task", r.task), ok=ok,
                               changed=bool(item.get("changed", r.changed)),
                               message=item.get("message", "") if not ok else "",
                               name=item.get("name"), before=item.get("before"),
@@ -55,12 +55,16 @@ def check_applied(result: RunResult, hosts: list[str]) -> None:
 
 
 def _check_exactly_the_plan(ctx: RunContext) -> None:
-    """Snapshot again: every base-changed host must differ from its snapshot by the
-    plan and nothing else (else abort); passing adds the verdict that says so."""
+    """Read back: every base-changed host must differ from its snapshot by the plan and
+    nothing else (else abort); passing adds the verdict that says so. The apply task
+    read each host back; a host it did not is snapshotted here."""
     prep = ctx.prepared
     if not prep.base:
         return
-    after = ctx.ops.snapshot(sorted(prep.base), ctx.resolved.keys())
+    after = {h: s for h, s in prep.after_apply.items() if h in prep.base}
+    missing = sorted(set(prep.base) - set(after))
+    if missing:
+        after.update(ctx.ops.snapshot(missing, ctx.resolved.keys()))
     exact = {h: applied_diffs(prep.snapshots[h], after[h], hp) for h, hp in prep.base.items()}
     ctx.journal.emit(AppliedCheckRecord(diffs=exact))
     bad = {h: d for h, d in exact.items() if d}
@@ -104,22 +108,29 @@ def _arm_and_apply(ctx: RunContext, per_host: dict[str, dict[str, Any]],
     revert_budget = max(5.0, 2 * ctx.outcome.timings["prepare"])
     journal.emit(BudgetRecord(revert_budget_s=revert_budget, ansible_timeout_s=ctx.ops.timeout_s))
     budget.keep_before_ttl(armed_at, spec.revert.ttl_s, revert_budget)
-    result = ctx.ops.apply(per_host, spec.revert.ttl_s, ctx.prepared.snapshots)
+    result = ctx.ops.apply(per_host, spec.revert.ttl_s, ctx.prepared.snapshots,
+                           check_keys=ctx.resolved.keys())
     journal_outcomes(journal, result, None, wave)
     check_applied(result, list(per_host))
+    ctx.prepared.after_apply.update(ctx.ops.applied_snapshots(result))
 
 
 def _apply_later(ctx: RunContext, per_host: dict[str, dict[str, Any]],
                  step: str | None = None, wave: int | None = None) -> None:
     """A later play under the switches the first one armed (one timer per host): a
-    step's changes or a later wave's. Intents, the play, outcomes, the same checks."""
+    step's changes or a later wave's (read back for the applied check). Intents, the
+    play, outcomes, the same checks."""
     step_field = {} if step is None else {"step": step}
     for host, hv in per_host.items():
         ctx.journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"],
                           **step_field, **_wave(wave))
-    result = ctx.ops.apply(per_host, ctx.spec.revert.ttl_s, ctx.prepared.snapshots, arm=False)
+    keys = ctx.resolved.keys() if step is None else None
+    result = ctx.ops.apply(per_host, ctx.spec.revert.ttl_s, ctx.prepared.snapshots,
+                           arm=False, check_keys=keys)
     journal_outcomes(ctx.journal, result, step, wave)
     check_applied(result, list(per_host))
+    if step is None:
+        ctx.prepared.after_apply.update(ctx.ops.applied_snapshots(result))
 
 
 def _apply_wave(ctx: RunContext, per_host: dict[str, dict[str, Any]], index: int) -> None:

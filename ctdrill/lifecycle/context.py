@@ -71,6 +71,8 @@ class Prepared:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     base: dict[str, HostPlan] = field(default_factory=dict)
     steps: list[dict[str, HostPlan]] = field(default_factory=list)
+    after_apply: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each host as the base apply read it back (the applied check compares it)."""
     done: bool = False
     """Set once the revert plans are journaled: from then on every way out of the run
     reverts, verifies and unlocks."""

@@ -100,7 +100,8 @@ class FakeOps:
         return {h: _snap(self.script.host(h)) for h in hosts}
 
     def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float,
-              expected: dict[str, dict[str, Any]], arm: bool = True) -> RunResult:
+              expected: dict[str, dict[str, Any]], arm: bool = True,
+              check_keys: list[str] | None = None) -> RunResult:
         self.script.calls.append("apply" if arm else "apply_step")
         results = {}
         for host, hv in per_host.items():
@@ -114,10 +115,15 @@ class FakeOps:
             live.update(hv["sysctl"])
             if self.script.drift:
                 live[MAX] = "1"
+            back = {} if check_keys is None else {"snapshot": _snap(live)}
             results[host] = [_ok(host, "arm" if arm else "step"),
-                             _ok(host, "sysctl", applied=applied)]
+                             _ok(host, "sysctl", applied=applied, **back)]
         return RunResult("successful" if not self.script.apply_fails else "failed",
                          0 if not self.script.apply_fails else 2, results)
+
+    def applied_snapshots(self, result: RunResult) -> dict[str, dict[str, Any]]:
+        return {h: r.result["snapshot"] for h, rs in result.hosts.items() for r in rs
+                if "snapshot" in r.result}
 
     def revert(self, per_host: dict[str, dict[str, Any]]) -> dict[str, HostRevert]:
         self.script.calls.append("revert")

@@ -565,8 +565,8 @@ print(json.dumps(shipped))
 
 def test_ansible_ships_each_module_with_every_host_file_it_imports(tmp_path: Path) -> None:
     """Ansible's module_utils finder follows the imports between the host modules: each
-    Ansible module travels with its whole closure, and ctdrill_guard (which arms the
-    dead-man, copying the script's files from that payload) with the script's bundle."""
+    Ansible module travels with its whole closure, and the two that arm the dead-man
+    (copying the script's files from that payload) with the script's bundle."""
     (tmp_path / "ansible.cfg").write_text("[defaults]\n")
     run = subprocess.run([sys.executable, "-c", FINDER, *map(str, ANSIBLE_MODULES)],
                          capture_output=True, text=True, timeout=120, check=False,
@@ -578,7 +578,8 @@ def test_ansible_ships_each_module_with_every_host_file_it_imports(tmp_path: Pat
     for path in ANSIBLE_MODULES:
         wanted = closure({module for module, _ in ctdrill_imports(path)[1]})
         assert shipped[path.stem] == sorted(f"ansible/module_utils/{m}.py" for m in wanted)
-    assert {f"ansible/module_utils/{m}.py" for m in cli.BUNDLE} <= set(shipped["ctdrill_guard"])
+    for arming in ("ctdrill_prepare", "ctdrill_apply"):
+        assert {f"ansible/module_utils/{m}.py" for m in cli.BUNDLE} <= set(shipped[arming])
 
 
 def _host_calls(path: Path) -> list[tuple[ast.Call, Any]]:

@@ -70,7 +70,7 @@ def test_a_clean_run_goes_through_every_step_in_order(tmp_path: Path,
     ctx = start(tmp_path, monkeypatch, drill(), script)
     outcome = execute(ctx)
     assert (outcome.exit_code, outcome.reason) == (ExitCode.OK, None)
-    assert script.calls == ["prepare", "apply", "snapshot", "observe", "revert"]
+    assert script.calls == ["prepare", "apply", "observe", "revert"]
     assert kinds(ctx) == [*PREPARED, "metrics", "verdict", *REVERTED]
     # every record is one the typed journal reads back (what revert and reports read)
     assert [r.kind for r in read_records(ctx.journal.path)] == kinds(ctx)
@@ -85,6 +85,27 @@ def _raise(exc: Exception) -> Any:
     def hook(_journal: Journal, _sig: StopSignals) -> None:
         raise exc
     return hook
+
+
+class SilentReadBack(FakeOps):
+    """An apply whose task read no host back (an older module, a lost result field)."""
+
+    def applied_snapshots(self, result: Any) -> dict[str, dict[str, Any]]:
+        return {}
+
+
+@pytest.mark.parametrize("drift", [False, True])
+def test_a_host_the_apply_did_not_read_back_is_snapshotted_and_still_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, drift: bool) -> None:
+    script = Script(drift=drift)
+    monkeypatch.setattr(observe_mod, "Window", window_class(script))
+    ctx = open_run(drill(), write_inventory(tmp_path), runs_dir=tmp_path / "runs",
+                   ops_factory=lambda inv, run_id, t: cast(
+                       HostOps, SilentReadBack(script, inv, run_id, t)))
+    ctx.budget = Budget.start(60, wall=lambda: WALL, mono=lambda: 0.0)
+    outcome = execute(ctx)
+    assert script.calls[:3] == ["prepare", "apply", "snapshot"]
+    assert outcome.exit_code == (ExitCode.ABORTED if drift else ExitCode.OK)
 
 
 @pytest.mark.parametrize(("script", "spec_kw", "code", "reason", "tail"), [
@@ -244,4 +265,4 @@ def test_run_drill_composes_the_steps(tmp_path: Path, monkeypatch: pytest.Monkey
     assert outcome.exit_code == ExitCode.OK and outcome.journal.parent.parent == tmp_path / "runs"
     recs = read_journal(outcome.journal)
     assert recs[0]["run_id"] == outcome.run_id and recs[-1]["type"] == "end"
-    assert script.calls == ["prepare", "apply", "snapshot", "observe", "revert"]
+    assert script.calls == ["prepare", "apply", "observe", "revert"]

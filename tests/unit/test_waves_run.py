@@ -65,10 +65,11 @@ class PlayOps(FakeOps):
     fail_play: int | None = None
 
     def apply(self, per_host: dict[str, dict[str, Any]], ttl_s: float,
-              expected: dict[str, dict[str, Any]], arm: bool = True) -> RunResult:
+              expected: dict[str, dict[str, Any]], arm: bool = True,
+              check_keys: list[str] | None = None) -> RunResult:
         self.plays.append((arm, {h: dict(hv["sysctl"]) for h, hv in per_host.items()}))
         self.script.apply_fails = len(self.plays) - 1 == self.fail_play
-        return super().apply(per_host, ttl_s, expected, arm)
+        return super().apply(per_host, ttl_s, expected, arm, check_keys)
 
 
 class Telemetry:
@@ -208,7 +209,7 @@ def test_a_rollout_whose_guards_hold_applies_every_wave_then_observes(
     assert run.plays == [(True, sysctls(["gw01"])),
                          (False, {h: {UDP: CHANGED} for h in ("gw02", "gw03")}),
                          (False, {"gw04": {UDP: CHANGED}})]
-    assert run.script.calls == ["prepare", "apply", "apply_step", "apply_step", "snapshot",
+    assert run.script.calls == ["prepare", "apply", "apply_step", "apply_step",
                                 "observe", "revert"]
     checks = run.records("wave_check")
     assert [(c["index"], c["passed"], c["hosts"]) for c in checks] == [
