@@ -188,9 +188,13 @@ class Observer:
         return out
 
     def close(self) -> None:
-        for stream in self._streams:
+        """Stop every stream side by side (each stop waits for its agent to exit: a
+        round trip per host, N of them one after another on a pool), then the readers."""
+        def stop(stream: SampleStream) -> None:
             with contextlib.suppress(Exception):  # closing is best effort
                 stream.close()
+
+        run_all([functools.partial(stop, s) for s in self._streams])
         for thread in self._threads:
             if thread.ident is not None:  # started
                 thread.join(timeout=2)
