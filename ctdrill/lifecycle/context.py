@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ctdrill.connect.warm import WarmConnections
 from ctdrill.engine.hostops import HostOps
 from ctdrill.engine.load_context import LoadContext
 from ctdrill.engine.plan import HostChanges, HostPlan, Pools, merged_revert_plan, touched_keys
@@ -120,3 +121,5 @@ class RunContext:
     sig: StopSignals = field(default_factory=StopSignals)
     progress: Progress = lambda _msg: None
     prepared: Prepared = field(default_factory=Prepared)
+    warm: WarmConnections | None = None
+    """Connections to the observed hosts, opening while apply runs (connect/warm.py)."""

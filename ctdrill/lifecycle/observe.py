@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ctdrill.connect.warm import WarmConnections
 from ctdrill.engine.classcount import ClassCounter
 from ctdrill.engine.coverage import CoveragePolicy
 from ctdrill.engine.guards import ceiling_breach
@@ -39,6 +40,8 @@ from ctdrill.probe.pool import ProbePool, build_probe
 from ctdrill.regime.machine import RegimeInput, RegimeMachine
 from ctdrill.spec.models import ClassEntriesExpectation, DrillSpec
 from ctdrill.targets.inventory import Inventory
+from ctdrill.targets.target import Target
+from ctdrill.telemetry.streams import SampleStream, open_stream
 
 StepHook = Callable[[int], None]
 
@@ -135,11 +138,12 @@ class Window:
 
     def __init__(self, spec: DrillSpec, inv: Inventory, journal: Journal, sig: StopSignals,
                  progress: Progress, apply_step: StepHook, load_ctx: LoadContext,
-                 pools: dict[str, list[str]] | None = None) -> None:
+                 pools: dict[str, list[str]] | None = None,
+                 warm: WarmConnections | None = None) -> None:
         self.spec, self.journal, self.sig = spec, journal, sig
         self.progress = progress
         self.stepper = StepApplier(apply_step)
-        targets = inv.select(spec.observe.hosts or spec.targets.hosts)
+        targets = observed_targets(spec, inv)
         self.names = [t.name for t in targets]
         refuse_unobserved_guards(spec, lambda p: [t.name for t in inv.select(p)])
         self.ceilings = [(c, {t.name for t in inv.select(c.hosts)})
@@ -158,7 +162,8 @@ class Window:
                                         coverage=CoveragePolicy.for_hz(spec.observe.hz),
                                         pools=pools or {})
         self.live = _LiveProbeSignals(self.probe, self.result)
-        self.observer = Observer(targets, spec.observe.hz, spec.observe.window_s)
+        self.observer = Observer(targets, spec.observe.hz, spec.observe.window_s,
+                                 opener=_opener(warm))
         self.step_starts = _step_offsets(spec)
         self.next_step = 0
         self.started: list[tuple[str, LoadPhase]] = []
@@ -281,6 +286,18 @@ class Window:
             raise apply_error
 
 
+def observed_targets(spec: DrillSpec, inv: Inventory) -> list[Target]:
+    """The hosts the window streams telemetry from."""
+    return inv.select(spec.observe.hosts or spec.targets.hosts)
+
+
+def _opener(warm: WarmConnections | None) -> Callable[[Target, float], SampleStream]:
+    """Open a host's stream over its warm connection when there is one."""
+    def open_one(target: Target, hz: float) -> SampleStream:
+        return open_stream(target, hz, connector=warm.take(target.name) if warm else None)
+    return open_one
+
+
 def observe(ctx: RunContext) -> ObservationResult:
     """Run the observation window; guards, lost guarded hosts and signals raise
     StopRequested, losing every observed host raises EnvironmentProblem. Records the
@@ -288,7 +305,8 @@ def observe(ctx: RunContext) -> ObservationResult:
     pools = ctx.resolved.pools
     window = Window(ctx.spec, ctx.inv, ctx.journal, ctx.sig, ctx.progress,
                     lambda index: apply_step(ctx, index), ctx.resolved.load_ctx,
-                    {"canary": list(pools.canary), "control": list(pools.control)})
+                    {"canary": list(pools.canary), "control": list(pools.control)},
+                    warm=ctx.warm)
     observed = window.run(ctx.budget.deadline)
     ctx.outcome.load = {"phases": observed.loads}
     ctx.outcome.transitions = {h: [tr.to_json() for tr in trs]

@@ -15,13 +15,14 @@ import traceback
 from contextlib import ExitStack
 from pathlib import Path
 
+from ctdrill.connect.warm import warm_connections
 from ctdrill.engine.signals import stop_signals
 from ctdrill.journal.writer import Handler
 from ctdrill.lifecycle import policy
 from ctdrill.lifecycle.apply import apply
 from ctdrill.lifecycle.context import Progress, RunContext
 from ctdrill.lifecycle.judge import judge
-from ctdrill.lifecycle.observe import observe
+from ctdrill.lifecycle.observe import observe, observed_targets
 from ctdrill.lifecycle.outcome import DrillOutcome
 from ctdrill.lifecycle.prepare import open_run, prepare
 from ctdrill.lifecycle.report import report
@@ -48,6 +49,7 @@ def execute(ctx: RunContext) -> DrillOutcome:
     with stop_signals(ctx.sig), ExitStack() as held:
         try:
             prepare(ctx, held)
+            ctx.warm = held.enter_context(warm_connections(observed_targets(ctx.spec, ctx.inv)))
             apply(ctx)
             ctx.sig.checkpoint()
             judge(ctx, observe(ctx))

@@ -89,6 +89,8 @@ class AgentStream:
             self._conn.close()
 
 
-def open_stream(target: Target, hz: float, duration: float = 0.0) -> SampleStream:
-    """Start streaming samples from a target over its transport's connector."""
-    return AgentStream(target, hz, duration)
+def open_stream(target: Target, hz: float, duration: float = 0.0,
+                connector: Connector | None = None) -> SampleStream:
+    """Start streaming samples from a target over its transport's connector (or the
+    given one, already connected: the stream owns it from here)."""
+    return AgentStream(target, hz, duration, connector)

@@ -157,7 +157,7 @@ def window_class(script: Script) -> type:
     class FakeWindow:
         def __init__(self, spec: DrillSpec, inv: object, journal: Journal,
                      sig: StopSignals, progress: object, apply_step: Callable[[int], None],
-                     load_ctx: object, pools: object = None) -> None:
+                     load_ctx: object, pools: object = None, warm: object = None) -> None:
             self.spec, self.journal, self.sig, self.apply_step = spec, journal, sig, apply_step
 
         def run(self, budget_deadline: float) -> ObservationResult:
