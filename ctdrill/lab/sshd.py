@@ -45,7 +45,13 @@ KERNEL_ROLE = "kernel"
 
 
 def render_config(plan: LabPlan, host: HostPlan | None) -> str:
-    """sshd_config for a lab host, or (None) for the kernel owner on loopback."""
+    """sshd_config for a lab host, or (None) for the kernel owner on loopback.
+
+    `SetEnv SHLVL=1`: sshd runs every command through root's login shell, and bash,
+    seeing SSH_CLIENT at shell level 1, sources ~/.bashrc. Lab hosts share this
+    machine's /root, whose interactive set-up is not theirs (on a developer machine,
+    pyenv's init: ~150 ms of CPU per command, so per Ansible task, stream and `kill`);
+    at shell level 2 bash leaves it alone (bash's SSH_SOURCE_BASHRC)."""
     kd = keys_dir(plan)
     role = host.name if host is not None else KERNEL_ROLE
     addr, port = ((host.mgmt_ns_addr, 22) if host is not None
@@ -67,6 +73,7 @@ def render_config(plan: LabPlan, host: HostPlan | None) -> str:
         "ClientAliveInterval 5",
         "ClientAliveCountMax 2",
         "Subsystem sftp internal-sftp",
+        "SetEnv SHLVL=1",
         "",
     ])
 
