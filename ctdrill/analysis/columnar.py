@@ -14,7 +14,8 @@ of growing (docs/ANALYSIS.md "Engines").
 3. Per host: DuckDB reads that host's partition, differences the drop counter within
    each file in time order and returns the samples sorted; `labels.label_orders` and
    `labels.episode_windows` label that host's orders: the same code and arithmetic as
-   the in-memory engine, so the same labels, bit for bit, in memory one host at a time.
+   the in-memory engine, so the same labels, bit for bit, in memory two hosts at a time
+   (two threads, each reading and labelling one host).
 """
 
 from __future__ import annotations
@@ -22,15 +23,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+from numpy.typing import NDArray
 
 from ctdrill.analysis import columnar_source as src
 from ctdrill.analysis.data import CANCEL_REPLACE, F64, I64, OrderLog, Timeline
@@ -46,9 +50,11 @@ from ctdrill.analysis.labels import (
 from ctdrill.analysis.loaders import drops_per_second, sort_order
 from ctdrill.analysis.pressure import Flags
 
-T = TypeVar("T")
 MEMORY_LIMIT = "2GB"
 """DuckDB's own budget (its buffers, sorts, hash tables); past it, it spills to disk."""
+LABEL_WORKERS = 2
+"""Hosts read and labelled at once: two hosts' samples in memory at a time, as when one
+thread read ahead while another labelled."""
 
 
 class ColumnarTimeline:
@@ -84,6 +90,7 @@ class ColumnarTimeline:
         # per (ctr_high, window): the log they were found for (by identity) and the flags
         self._episodes: dict[tuple[float, float], tuple[OrderLog, tuple[Flags, Flags]]] = {}
         self._parted: OrderLog | None = None  # the log whose hosts are partitioned
+        self._reading = threading.Lock()  # one query at a time on the connection
 
     @property
     def source(self) -> str:
@@ -134,61 +141,64 @@ class ColumnarTimeline:
              window: float | None) -> tuple[Labels, tuple[Flags, Flags] | None]:
         """Label every order host by host, and with `window` flag those with a high
         sample within it after (before an episode) and before (after one) their window
-        (labels.episode_windows, before its mid/low filter)."""
+        (labels.episode_windows, before its mid/low filter). Hosts run side by side on
+        `LABEL_WORKERS` threads (DuckDB reads one host while numpy labels another, or
+        two are labelled at once; both release the GIL): each host writes only its own
+        orders' entries, so the result does not depend on which finishes first."""
         n = len(orders)
-        label = np.full(n, UNOBSERVED, dtype=np.int8)
-        exposure = np.zeros(n, dtype=np.float64)
-        before, after = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
-        shared: list[str] = []
+        out = _HostLabels(np.full(n, UNOBSERVED, dtype=np.int8), np.zeros(n),
+                          np.zeros(n, dtype=bool), np.zeros(n, dtype=bool))
         # by host, then by start: sorted keys make each host's searchsorted calls walk
         # its samples forward instead of jumping (per-order results do not depend on it)
         by_host = np.lexsort((orders.start, orders.host))
         bounds = np.searchsorted(orders.host[by_host], np.arange(len(orders.hosts) + 1))
-        for code, tl in _prefetched(self._host_timelines(orders)):
-            idx = by_host[bounds[code]:bounds[code + 1]]
-            one = _one_host(orders, code, idx)
-            sums = prefixes(tl, ctr_high, ctr_low)  # once for both: the same counts
-            got = label_orders(one, tl, ctr_high, ctr_low, sums=sums)
-            if got.shared_hosts:
-                shared.append(orders.hosts[code])
-            label[idx], exposure[idx] = got.label, got.exposure
-            if window is not None:
-                every = Labels(np.full(idx.size, LOW, dtype=np.int8), got.exposure,
-                               got.shared_hosts, got.slices)
-                b, a = episode_windows(one, tl, every, ctr_high, window, sums.high)
-                before[idx], after[idx] = b, a
-        ordered = tuple(h for h in orders.hosts if h in shared)
-        near = None if window is None else (before, after)
-        return Labels(label, exposure, ordered), near
-
-    def _host_timelines(self, orders: OrderLog) -> Iterator[tuple[int, Timeline]]:
-        """Each host of the log with samples (code, its one-host Timeline), from the
-        partitions (written once per log): each file's rows sorted by time and its drop
-        counter differenced, then the files merged (`loaders.merge_timelines`' order)."""
         parts = self._partition(orders)
-        for code, name in enumerate(orders.hosts):
-            pieces = []
-            for f, ((path, cols), st) in enumerate(zip(self._files, self._stats, strict=True)):
-                if st.clustered:
-                    if st.rows.get(name, 0) == 0:
-                        continue
-                    query = src.canonical(path, cols, st, None, host=name)
-                else:
-                    files = sorted(str(p) for p in parts.glob(f"f{f}/h={code}/*.parquet"))
-                    if not files:
-                        continue
-                    listed = "[" + ", ".join(src.quote_literal(p) for p in files) + "]"
-                    query = f"SELECT t, ctr, x FROM read_parquet({listed})"
-                pieces.append(_piece(self._con.execute(query).fetchnumpy(),
-                                     cols.drops is not None))
-            if not pieces:
-                continue
-            t, ctr, nfd = (np.concatenate([p[i] for p in pieces]) for i in range(3))
-            if len(pieces) > 1:
-                order = sort_order(np.zeros(t.size, dtype=np.int64), t)
-                t, ctr, nfd = t[order], ctr[order], nfd[order]
-            yield code, Timeline(self._source, (name,), np.array([0, t.size], dtype=np.int64),
-                                 t, ctr, nfd)
+
+        def one(code: int) -> bool:
+            tl = self._host_timeline(orders, code, parts)
+            if tl is None:
+                return False
+            idx = by_host[bounds[code]:bounds[code + 1]]
+            return _label_host(orders, code, idx, tl, (ctr_high, ctr_low), window, out)
+
+        with ThreadPoolExecutor(max_workers=LABEL_WORKERS,
+                                thread_name_prefix="ctdrill-label") as pool:
+            seen = list(pool.map(one, range(len(orders.hosts))))
+        ordered = tuple(h for h, ok in zip(orders.hosts, seen, strict=True) if ok)
+        near = None if window is None else (out.before, out.after)
+        return Labels(out.label, out.exposure, ordered), near
+
+    def _host_timeline(self, orders: OrderLog, code: int, parts: Path) -> Timeline | None:
+        """One host of the log (its one-host Timeline, None without samples), from the
+        partitions (written once per log) or the host-clustered files: each file's rows
+        sorted by time and its drop counter differenced, then the files merged
+        (`loaders.merge_timelines`' order). The queries take turns on the one
+        connection: DuckDB parallelises each itself, and a cursor per thread (two reads
+        at once) went with a 7.3 GiB peak at 10M orders (docs/ANALYSIS.md)."""
+        name = orders.hosts[code]
+        pieces = []
+        for f, ((path, cols), st) in enumerate(zip(self._files, self._stats, strict=True)):
+            if st.clustered:
+                if st.rows.get(name, 0) == 0:
+                    continue
+                query = src.canonical(path, cols, st, None, host=name)
+            else:
+                files = sorted(str(p) for p in parts.glob(f"f{f}/h={code}/*.parquet"))
+                if not files:
+                    continue
+                listed = "[" + ", ".join(src.quote_literal(p) for p in files) + "]"
+                query = f"SELECT t, ctr, x FROM read_parquet({listed})"
+            with self._reading:
+                got = self._con.execute(query).fetchnumpy()
+            pieces.append(_piece(got, cols.drops is not None))
+        if not pieces:
+            return None
+        t, ctr, nfd = (np.concatenate([p[i] for p in pieces]) for i in range(3))
+        if len(pieces) > 1:
+            order = sort_order(np.zeros(t.size, dtype=np.int64), t)
+            t, ctr, nfd = t[order], ctr[order], nfd[order]
+        return Timeline(self._source, (name,), np.array([0, t.size], dtype=np.int64),
+                        t, ctr, nfd)
 
     def _partition(self, orders: OrderLog) -> Path:
         """The log's hosts' samples as Parquet partitioned by host code (f<i>/h=<code>/),
@@ -211,18 +221,32 @@ class ColumnarTimeline:
         return root
 
 
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
-    """`items` in order, the next one made in a worker thread while the caller works on
-    this one: DuckDB reads host i + 1 while numpy labels host i (both release the GIL).
-    Only the worker touches the connection until the caller is done with the loop."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ctdrill-read") as pool:
-        pending = pool.submit(next, items, None)
-        while True:
-            item = pending.result()
-            if item is None:
-                return
-            pending = pool.submit(next, items, None)
-            yield item
+@dataclass(frozen=True)
+class _HostLabels:
+    """The per-order results every host's labelling writes its own entries of."""
+
+    label: NDArray[np.int8]
+    exposure: F64
+    before: Flags
+    after: Flags
+
+
+def _label_host(orders: OrderLog, code: int, idx: I64, tl: Timeline,
+                thresholds: tuple[float, float], window: float | None,
+                out: _HostLabels) -> bool:
+    """`labels.label_orders` (and with `window` the episode flags) for the orders `idx`
+    of host `code` against its samples `tl`; True if they met."""
+    ctr_high, ctr_low = thresholds
+    one = _one_host(orders, code, idx)
+    sums = prefixes(tl, ctr_high, ctr_low)  # once for both: the same counts
+    got = label_orders(one, tl, ctr_high, ctr_low, sums=sums)
+    out.label[idx], out.exposure[idx] = got.label, got.exposure
+    if window is not None:
+        every = Labels(np.full(idx.size, LOW, dtype=np.int8), got.exposure,
+                       got.shared_hosts, got.slices)
+        b, a = episode_windows(one, tl, every, ctr_high, window, sums.high)
+        out.before[idx], out.after[idx] = b, a
+    return bool(got.shared_hosts)
 
 
 def _piece(got: dict[str, Any], drops: bool) -> tuple[F64, F64, F64]:

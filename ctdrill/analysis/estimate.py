@@ -50,6 +50,17 @@ def design(treated: NDArray[np.bool_], covs: F64) -> F64:
     return out
 
 
+def design_from_z(treated: NDArray[np.bool_], z: F64) -> F64:
+    """`design(treated, [covs, sin, cos of the hour])` from `matching.standardized` of the
+    same covariates: both z-score the same N x 5 array with the same mean, SD and
+    element-wise operations, so its columns are `z` bit for bit (test_analysis_exact)
+    and need not be computed twice."""
+    out = np.empty((z.shape[0], z.shape[1] + 1))
+    out[:, 0] = treated
+    out[:, 1:] = z
+    return out
+
+
 def demean_within(a: F64, host: I64, w: F64, n_hosts: int) -> F64:
     """Subtract each host's weighted mean (the within transformation)."""
     den = np.bincount(host, weights=w, minlength=n_hosts)

@@ -74,9 +74,11 @@ def host_slices(orders: OrderLog, timeline: Timeline) -> dict[str, HostSlice]:
 
 def median_rank(values: F64) -> float:
     """`nearest_rank(values, 0.5)` in O(n) without a Python list: a host's millions of
-    sample gaps (the same value: the ceil(n/2)-th smallest)."""
+    sample gaps (the same value: the ceil(n/2)-th smallest). Reorders `values` in
+    place (the caller's own scratch array: no copy of millions of gaps)."""
     k = min(values.size - 1, max(0, math.ceil(0.5 * values.size) - 1))
-    return float(np.partition(values, k)[k])
+    values.partition(k)
+    return float(values[k])
 
 
 def rows_seen(timeline: Timeline, hs: HostSlice, a: F64, b: F64) -> tuple[I64, I64]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from ctdrill.analysis.data import (
@@ -209,7 +210,12 @@ def _outcomes(df: Any, source: str, life_s: F64) -> tuple[dict[str, F64], dict[s
 
 
 def load_orders(path: Path) -> OrderLog:
-    return orders_from_frame(read_table(path, "execution log"), str(path))
+    """The log as arrays; the DataFrame read through Arrow is gone on return, and its
+    freed buffers go back to the OS (pyarrow's allocator keeps them for reuse otherwise:
+    0.4 GiB at 1M orders, held through the whole analysis)."""
+    orders = orders_from_frame(read_table(path, "execution log"), str(path))
+    pa.default_memory_pool().release_unused()
+    return orders
 
 
 def timeline_from_frame(df: Any, source: str) -> Timeline:

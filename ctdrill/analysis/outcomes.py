@@ -37,7 +37,7 @@ from ctdrill.analysis.data import (
     OrderLog,
     Timeline,
 )
-from ctdrill.analysis.estimate import design, mean_gap
+from ctdrill.analysis.estimate import design_from_z, mean_gap
 from ctdrill.analysis.labels import HIGH, LOW, Labels
 from ctdrill.analysis.matching import hour_of_day, match
 from ctdrill.analysis.pressure import Pressure, as_pressure
@@ -122,12 +122,13 @@ def _versus_calm(comparison: str, host: I64, covs: F64, hour: F64,
                  treated: NDArray[np.bool_], y: F64, clusters: Clusters, rep_w: F64,
                  cfg: Config) -> Outcome:
     """One window's orders against calm ones: its own matching, design and bootstrap.
-    Every array of it goes on return, and the matching's N x 5 covariates before the
-    design is built (a window of a fleet-year's log is ten million rows)."""
-    weight = match(host, covs, hour, treated, cfg.method, cfg.k, cfg.caliper, cfg.bins,
-                   cfg.tod_bins).weight
-    tod = 2 * np.pi * hour / 24
-    x = design(treated, np.column_stack([covs, np.sin(tod), np.cos(tod)]))
+    Every array of it goes on return, and the matching's N x 5 z-scores once the design
+    holds them (a window of a fleet-year's log is ten million rows); the weights are
+    all it reads of the matching, so no balance table is made."""
+    m = match(host, covs, hour, treated, cfg.method, cfg.k, cfg.caliper, cfg.bins,
+              cfg.tod_bins, balance=False)
+    weight, x = m.weight, design_from_z(treated, m.z)
+    del m  # its N x 5 z-scores, before the bootstrap
     return compare(CANCEL_REPLACE, comparison, y, treated, weight, x, clusters, rep_w,
                    cfg.level)
 

@@ -14,6 +14,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import NDArray
 
+from ctdrill.analysis import blas
 from ctdrill.analysis import canary as canary_mod
 from ctdrill.analysis import outcomes as outcomes_mod
 from ctdrill.analysis.bootstrap import (
@@ -30,7 +31,7 @@ from ctdrill.analysis.data import CT_PARTS, F64, TOP_PARTS, OrderLog, Timeline
 from ctdrill.analysis.estimate import (
     Fit,
     counterfactual,
-    design,
+    design_from_z,
     fe_mean,
     mean_gap,
     quantile_gap,
@@ -154,11 +155,12 @@ class _Means:
     boot_beta: F64
 
 
-def _means(s: _Sample, w: F64, n_hosts: int, clusters: Clusters,
+def _means(s: _Sample, m: Matching, n_hosts: int, clusters: Clusters,
            draws: Future[F64]) -> _Means:
-    """`draws`: the replicate weights of `clusters`, drawn in the background."""
-    tod = 2 * np.pi * s.hour / 24
-    x = design(s.treated, np.column_stack([s.covs, np.sin(tod), np.cos(tod)]))
+    """`draws`: the replicate weights of `clusters`, drawn in the background. The design
+    is the matching's z-scores with the indicator (`estimate.design_from_z`)."""
+    w = m.weight
+    x = design_from_z(s.treated, m.z)
     fit, beta = fe_mean(x, s.sub.is_bps, w, s.sub.host, n_hosts)
     rep_w = draws.result()
     parts = _parts(s.sub)
@@ -311,8 +313,13 @@ def _inputs(orders: OrderLog, timeline: Pressure, s: _Sample,
 def analyze(orders: OrderLog, timeline: Timeline | Pressure,
             cfg: Config = Config()) -> AnalysisResult:
     """Label, match, estimate and validate; every number in the report comes from here.
-    `timeline`: in memory, or any engine's view of it (`pressure.Pressure`)."""
-    timeline = as_pressure(timeline)
+    `timeline`: in memory, or any engine's view of it (`pressure.Pressure`). BLAS runs
+    one thread meanwhile (`blas.one_thread`: the pipeline's own threads use the cores)."""
+    with blas.one_thread():
+        return _analyze(orders, as_pressure(timeline), cfg)
+
+
+def _analyze(orders: OrderLog, timeline: Pressure, cfg: Config) -> AnalysisResult:
     if not 0 <= cfg.ctr_low <= cfg.ctr_high <= 1:
         raise InvalidInput("CTR thresholds must satisfy 0 <= low <= high <= 1",
                            "e.g. --ctr-low 0.7 --ctr-high 0.9")
@@ -330,7 +337,7 @@ def analyze(orders: OrderLog, timeline: Timeline | Pressure,
             m = _match(s, period, cfg)
         fits = _Fits(_slope_fits(pool, s, m, n_hosts, cfg), {})
         with _timed(clock, "mean"):
-            mf = _means(s, m.weight, n_hosts, clusters, draws)
+            mf = _means(s, m, n_hosts, clusters, draws)
         fits.quantreg.update(_quantreg_fits(pool, s, m.weight, mf, n_hosts, cfg))
         with _timed(clock, "outcomes"):
             outcomes = _outcomes(orders, timeline, s, m, mf, cfg)

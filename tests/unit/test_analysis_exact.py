@@ -2,14 +2,17 @@
 "Engines"), each against the slow way it replaces: cluster moments summed over matched
 rows only against sums over every row, the QuantReg fits run in background threads
 against the same fits one after the other, the loader's median by selection against
-the sorted one, and a quantile curve from one sort against each quantile on its own."""
+the sorted one, a quantile curve from one sort against each quantile on its own, and
+the regression design taken from the matching's z-scores against the design made anew."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ctdrill.analysis.bootstrap import Clusters, cluster_moments, fe_coefficients
-from ctdrill.analysis.estimate import quantreg_fe, tail_slopes
+from ctdrill.analysis.estimate import design, design_from_z, quantreg_fe, tail_slopes
+from ctdrill.analysis.labels import median_rank
+from ctdrill.analysis.matching import standardized
 from ctdrill.analysis.pipeline import _background
 from ctdrill.analysis.timeparse import _median_rank
 from ctdrill.metrics.quantile import (
@@ -81,6 +84,9 @@ def test_time_unit_median_by_selection_is_the_nearest_rank_median() -> None:
         values = np.abs(rng.normal(size=n)) * 1.7e12
         values[::7] = values[0]
         assert _median_rank(values) == nearest_rank(values.tolist(), 0.5), n
+        gaps = np.diff(np.sort(values))  # labels' sample gaps: partitioned in place
+        if gaps.size:
+            assert median_rank(gaps.copy()) == nearest_rank(gaps.tolist(), 0.5), n
 
 
 def test_quantile_curve_from_one_sort_is_each_quantile_on_its_own() -> None:
@@ -90,3 +96,16 @@ def test_quantile_curve_from_one_sort_is_each_quantile_on_its_own() -> None:
     qs = (0.0, 0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999, 1.0)
     assert weighted_nearest_ranks(y, w, qs) == [weighted_nearest_rank(y, w, q) for q in qs]
     assert weighted_nearest_ranks(y, np.zeros(y.size), qs) == [None] * len(qs)
+
+
+def test_design_from_the_matching_z_scores_is_the_design() -> None:
+    rng = np.random.default_rng(11)
+    n = 50_000
+    covs = np.column_stack([rng.lognormal(1, 0.5, n), rng.gamma(2, 0.01, n),
+                            rng.uniform(0, 0.2, n)])
+    hour = rng.uniform(0, 24, n)
+    treated = rng.random(n) < 0.2
+    tod = 2 * np.pi * hour / 24
+    slow = design(treated, np.column_stack([covs, np.sin(tod), np.cos(tod)]))
+    fast = design_from_z(treated, standardized(covs, hour))
+    assert slow.tobytes() == fast.tobytes()  # bit for bit, -0.0 and all
