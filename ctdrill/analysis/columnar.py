@@ -5,7 +5,9 @@ DuckDB runs under a memory limit and spills to a temporary directory of the run 
 of growing (docs/ANALYSIS.md "Engines").
 
 1. Open: each CSV/Parquet file is scanned once by DuckDB (columns resolved, every value
-   checked, rows per host, time span and unit) - the report's inputs and errors.
+   checked, rows per host, time span and unit) - the report's inputs and errors; a
+   Parquet file whose footer says the same (`columnar_meta`) is not scanned, and its
+   float columns are checked host by host as they are read in step 3.
 2. Partition: one streaming pass per file writes the log's hosts' samples (host code,
    time, CTR, drops) as Parquet partitioned by host into the run's temporary directory
    (a hash partition, no global sort: the cheap way to group 300M rows). A Parquet
@@ -37,6 +39,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from ctdrill.analysis import columnar_source as src
+from ctdrill.analysis.columnar_meta import footer_stats
 from ctdrill.analysis.data import CANCEL_REPLACE, F64, I64, OrderLog, Timeline
 from ctdrill.analysis.labels import (
     LOW,
@@ -49,6 +52,7 @@ from ctdrill.analysis.labels import (
 )
 from ctdrill.analysis.loaders import drops_per_second, sort_order
 from ctdrill.analysis.pressure import Flags
+from ctdrill.errors import InvalidInput
 
 MEMORY_LIMIT = "2GB"
 """DuckDB's own budget (its buffers, sorts, hash tables); past it, it spills to disk."""
@@ -60,7 +64,8 @@ thread read ahead while another labelled."""
 class ColumnarTimeline:
     """CSV/Parquet timeline files behind DuckDB (implements `pressure.Pressure`).
 
-    Opening scans each file once (columns, values, hosts, span); `label` partitions and
+    Opening scans each file once (columns, values, hosts, span), or reads its Parquet
+    footer (`columnar_meta.footer_stats`); `label` partitions and
     labels host by host. With `episode_window_s` set, `label` also finds the orders just
     before and after an episode in the same pass (when the log has cancel/replace
     counts), which `episode_windows` then returns without reading the files again."""
@@ -76,7 +81,8 @@ class ColumnarTimeline:
             self._con.execute("SET enable_progress_bar = false")  # no bar on stderr
             self._con.execute("SET TimeZone = 'UTC'")  # naive timestamps are UTC
             self._files = [(p, src.resolve(self._con, p)) for p in paths]
-            self._stats = [src.scan(self._con, p, c) for p, c in self._files]
+            self._stats = [footer_stats(self._con, p, c) or src.scan(self._con, p, c)
+                           for p, c in self._files]
         except BaseException:
             self.close()
             raise
@@ -190,6 +196,8 @@ class ColumnarTimeline:
                 query = f"SELECT t, ctr, x FROM read_parquet({listed})"
             with self._reading:
                 got = self._con.execute(query).fetchnumpy()
+            if not all(np.isfinite(got[c]).all() for c in st.check):
+                self._fail(path, cols)
             pieces.append(_piece(got, cols.drops is not None))
         if not pieces:
             return None
@@ -199,6 +207,13 @@ class ColumnarTimeline:
             t, ctr, nfd = t[order], ctr[order], nfd[order]
         return Timeline(self._source, (name,), np.array([0, t.size], dtype=np.int64),
                         t, ctr, nfd)
+
+    def _fail(self, path: Path, cols: src.Columns) -> None:
+        """A value the footer could not vouch for is NaN or infinite: the full scan
+        names the column and counts the rows, as when it runs on opening."""
+        with self._reading:
+            src.scan(self._con, path, cols)
+        raise InvalidInput(f"{path}: a value that is not a number", "fix or drop that row")
 
     def _partition(self, orders: OrderLog) -> Path:
         """The log's hosts' samples as Parquet partitioned by host code (f<i>/h=<code>/),

@@ -128,6 +128,9 @@ class FileStats:
     t_min: float
     t_max: float
     clustered: bool = False
+    check: tuple[str, ...] = ()
+    """Fetched columns (t, ctr, x) whose values are checked as each host is read (the
+    footer's stats, `columnar_meta`, say nothing of NaN/inf); empty: the scan did."""
 
 
 def clustered(con: Any, path: Path, cols: Columns, hosts: list[str]) -> bool:
@@ -167,7 +170,7 @@ def _check(path: Path, row: tuple[Any, ...], names: list[str]) -> None:
                                f"{what}", "fix or drop those rows")
 
 
-def _scale_of(magnitude: float) -> float:
+def scale_of(magnitude: float) -> float:
     for limit, scale in ((1e11, 1.0), (1e14, 1e-3), (1e17, 1e-6)):
         if magnitude < limit:
             return scale
@@ -194,9 +197,9 @@ def scan(con: Any, path: Path, cols: Columns) -> FileStats:
     lo, hi = min(float(g[4]) for g in groups), max(float(g[5]) for g in groups)
     scale = 1.0
     if cols.t_type not in TIMES:
-        scale = _scale_of(lo)
-        if _scale_of(hi) != scale:
-            scale = _scale_of(float(con.execute(
+        scale = scale_of(lo)
+        if scale_of(hi) != scale:
+            scale = scale_of(float(con.execute(
                 f"SELECT approx_quantile(abs({t}), 0.5) FROM {reader(path)}").fetchall()[0][0]))
     rows = {str(g[0]): int(g[1]) for g in groups}
     return FileStats(rows, scale, min(float(g[2]) for g in groups) * scale,
