@@ -31,11 +31,7 @@ class WarmConnections:
 
     def __init__(self, targets: Sequence[Target]) -> None:
         ssh = [t for t in targets if t.transport == "ssh"]
-        self._ready: dict[str, SshConnector] = {}
-        if ssh:
-            from ctdrill.connect.ssh import SshConnector  # paramiko only when needed
-
-            self._ready = {t.name: SshConnector(t) for t in ssh}
+        self._ready: dict[str, SshConnector] = _connectors(ssh) if ssh else {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
@@ -55,6 +51,13 @@ class WarmConnections:
         for conn in left:
             with contextlib.suppress(Exception):  # best effort: the run is ending
                 conn.close()
+
+
+def _connectors(targets: Sequence[Target]) -> dict[str, SshConnector]:
+    """One unconnected connector per target (paramiko loads only when there is one)."""
+    from ctdrill.connect.ssh import SshConnector
+
+    return {t.name: SshConnector(t) for t in targets}
 
 
 def _connect(conn: SshConnector) -> None:

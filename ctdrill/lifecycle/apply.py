@@ -108,11 +108,7 @@ def _arm_and_apply(ctx: RunContext, per_host: dict[str, dict[str, Any]],
     revert_budget = max(5.0, 2 * ctx.outcome.timings["prepare"])
     journal.emit(BudgetRecord(revert_budget_s=revert_budget, ansible_timeout_s=ctx.ops.timeout_s))
     budget.keep_before_ttl(armed_at, spec.revert.ttl_s, revert_budget)
-    result = ctx.ops.apply(per_host, spec.revert.ttl_s, ctx.prepared.snapshots,
-                           check_keys=ctx.resolved.keys())
-    journal_outcomes(journal, result, None, wave)
-    check_applied(result, list(per_host))
-    ctx.prepared.after_apply.update(ctx.ops.applied_snapshots(result))
+    _play_and_check(ctx, per_host, arm=True, step=None, wave=wave)
 
 
 def _apply_later(ctx: RunContext, per_host: dict[str, dict[str, Any]],
@@ -124,12 +120,19 @@ def _apply_later(ctx: RunContext, per_host: dict[str, dict[str, Any]],
     for host, hv in per_host.items():
         ctx.journal.write("intent", host=host, sysctl=hv["sysctl"], nft=hv["nft"],
                           **step_field, **_wave(wave))
-    keys = ctx.resolved.keys() if step is None else None
-    result = ctx.ops.apply(per_host, ctx.spec.revert.ttl_s, ctx.prepared.snapshots,
-                           arm=False, check_keys=keys)
+    _play_and_check(ctx, per_host, arm=False, step=step, wave=wave)
+
+
+def _play_and_check(ctx: RunContext, per_host: dict[str, dict[str, Any]], *, arm: bool,
+                    step: str | None, wave: int | None) -> None:
+    """The apply play, its outcomes, ApplyFailed on a failure. A base play (not a
+    step's) also reads each host back, which the applied check compares."""
+    base = step is None
+    result = ctx.ops.apply(per_host, ctx.spec.revert.ttl_s, ctx.prepared.snapshots, arm=arm,
+                           check_keys=ctx.resolved.keys() if base else None)
     journal_outcomes(ctx.journal, result, step, wave)
     check_applied(result, list(per_host))
-    if step is None:
+    if base:
         ctx.prepared.after_apply.update(ctx.ops.applied_snapshots(result))
 
 
