@@ -39,7 +39,7 @@ from ctdrill.analysis.data import (
 )
 from ctdrill.analysis.estimate import design_from_z, mean_gap
 from ctdrill.analysis.labels import HIGH, LOW, Labels
-from ctdrill.analysis.matching import hour_of_day, match
+from ctdrill.analysis.matching import match
 from ctdrill.analysis.pressure import Pressure, as_pressure
 from ctdrill.analysis.results import Estimate, Outcome, OutcomesResult
 
@@ -98,8 +98,7 @@ def _around_episodes(orders: OrderLog, timeline: Pressure, labels: Labels,
     y = orders.outcomes[CANCEL_REPLACE]
     clusters = block_clusters(orders.host, orders.start, len(orders.hosts), cfg.block_s)
     rep_w = replicate_weights(cfg.seed, cfg.reps, clusters.size)
-    covs = np.column_stack([orders.spread_bps, orders.volatility, orders.participation])
-    hour = hour_of_day(orders.start)
+    covs, hour = orders.covariates, orders.hour  # the CDT's own when it kept every order
     out = []
     for window, flag in flags.items():
         rows = np.flatnonzero((flag | calm) & np.isfinite(y))

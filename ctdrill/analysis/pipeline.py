@@ -8,13 +8,13 @@ import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ctdrill.analysis import blas
+from ctdrill.analysis import blas, heap
 from ctdrill.analysis import canary as canary_mod
 from ctdrill.analysis import outcomes as outcomes_mod
 from ctdrill.analysis.bootstrap import (
@@ -39,7 +39,7 @@ from ctdrill.analysis.estimate import (
     tail_slopes,
 )
 from ctdrill.analysis.labels import HIGH, LOW, Labels
-from ctdrill.analysis.matching import Matching, Pairs, hour_of_day, match
+from ctdrill.analysis.matching import Matching, Pairs, match
 from ctdrill.analysis.pressure import Pressure, as_pressure
 from ctdrill.analysis.results import (
     AnalysisResult,
@@ -92,10 +92,12 @@ def _parts(orders: OrderLog) -> list[tuple[str, str | None]]:
 
 @contextmanager
 def _timed(clock: dict[str, float], stage: str) -> Iterator[None]:
-    """Record how long a stage took (the report's timings)."""
+    """Record how long a stage took (the report's timings); then hand the stage's free
+    heap pages back (`heap.trim`), so the next stage's peak does not sit on them."""
     t = time.perf_counter()
     yield
     clock[stage] = time.perf_counter() - t
+    heap.trim()
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,7 @@ def _label(orders: OrderLog, timeline: Pressure, cfg: Config,
     keep = (labels.label == HIGH) | (labels.label == LOW)
     sub = orders if keep.all() else orders.subset(keep)  # no copy of a fully labelled log
     return _Sample(labels, counts, sub, labels.label[keep] == HIGH,
-                   np.column_stack([sub.spread_bps, sub.volatility, sub.participation]),
-                   hour_of_day(sub.start))
+                   sub.covariates, sub.hour)
 
 
 def _match(s: _Sample, period: NDArray[np.int64] | None, cfg: Config) -> Matching:
@@ -314,8 +315,9 @@ def analyze(orders: OrderLog, timeline: Timeline | Pressure,
             cfg: Config = Config()) -> AnalysisResult:
     """Label, match, estimate and validate; every number in the report comes from here.
     `timeline`: in memory, or any engine's view of it (`pressure.Pressure`). BLAS runs
-    one thread meanwhile (`blas.one_thread`: the pipeline's own threads use the cores)."""
-    with blas.one_thread():
+    one thread meanwhile (`blas.one_thread`: the pipeline's own threads use the cores),
+    and freed memory is reused rather than unmapped (`heap.kept_heap`)."""
+    with blas.one_thread(), heap.kept_heap():
         return _analyze(orders, as_pressure(timeline), cfg)
 
 
@@ -339,10 +341,11 @@ def _analyze(orders: OrderLog, timeline: Pressure, cfg: Config) -> AnalysisResul
         with _timed(clock, "mean"):
             mf = _means(s, m, n_hosts, clusters, draws)
         fits.quantreg.update(_quantreg_fits(pool, s, m.weight, mf, n_hosts, cfg))
-        with _timed(clock, "outcomes"):
-            outcomes = _outcomes(orders, timeline, s, m, mf, cfg)
         with _timed(clock, "tails"):
             tails = _tails(s, m, mf, fits.slopes)
+        m = replace(m, z=np.empty((0, m.z.shape[1])))  # the tails read the z-scores last
+        with _timed(clock, "outcomes"):
+            outcomes = _outcomes(orders, timeline, s, m, mf, cfg)
         canary_result = None
         if chosen is not None and period is not None:
             with _timed(clock, "canary"):

@@ -12,7 +12,7 @@ import numpy as np
 from ctdrill.analysis.bootstrap import Clusters, cluster_moments, fe_coefficients
 from ctdrill.analysis.estimate import design, design_from_z, quantreg_fe, tail_slopes
 from ctdrill.analysis.labels import median_rank
-from ctdrill.analysis.matching import standardized
+from ctdrill.analysis.matching import nn_weights, standardized
 from ctdrill.analysis.pipeline import _background
 from ctdrill.analysis.timeparse import _median_rank
 from ctdrill.metrics.quantile import (
@@ -109,3 +109,35 @@ def test_design_from_the_matching_z_scores_is_the_design() -> None:
     slow = design(treated, np.column_stack([covs, np.sin(tod), np.cos(tod)]))
     fast = design_from_z(treated, standardized(covs, hour))
     assert slow.tobytes() == fast.tobytes()  # bit for bit, -0.0 and all
+
+
+def _brute_force_nn(group: np.ndarray, z: np.ndarray, treated: np.ndarray, k: int,
+                    caliper: float) -> np.ndarray:
+    """The ATT weights by every distance, group by group, one high order at a time."""
+    w = np.zeros(treated.size)
+    for g in np.unique(group):
+        t_idx = np.flatnonzero((group == g) & treated)
+        c_idx = np.flatnonzero((group == g) & ~treated)
+        for t in t_idx:
+            d = np.sqrt(((z[c_idx] - z[t]) ** 2).sum(axis=1))
+            nearest = np.argsort(d, kind="stable")[:k]
+            near = nearest[d[nearest] <= caliper]
+            if near.size:
+                w[t] = 1.0
+                np.add.at(w, c_idx[near], 1.0 / near.size)
+    return w
+
+
+def test_neighbours_two_cells_at_a_time_on_midpoint_trees_are_the_nearest() -> None:
+    rng = np.random.default_rng(5)
+    n = 6_000
+    group = rng.integers(0, 7, n)
+    z = rng.normal(size=(n, 5))
+    treated = rng.random(n) < 0.15
+    treated[group == 6] = False  # a cell with no high order is skipped
+    w, pairs = nn_weights(group, z, treated, 3, 1.2)
+    assert np.allclose(w, _brute_force_nn(group, z, treated, 3, 1.2), rtol=0, atol=1e-12)
+    assert 0 < int((w[treated] == 0).sum()) < int(treated.sum())  # the caliper bites
+    # pairs come cell by cell in group order, as the one-thread loop made them
+    assert (np.diff(group[pairs.anchor]) >= 0).all()
+    assert np.array_equal(pairs.target_z, z[pairs.anchor])
