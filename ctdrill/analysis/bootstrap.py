@@ -19,9 +19,11 @@ the matched sample); docs/ANALYSIS.md says what that leaves out.
 from __future__ import annotations
 
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ctdrill.analysis.data import F64, I64
 from ctdrill.metrics.quantile import nearest_rank
@@ -133,17 +135,55 @@ def fe_solve(moments: Moments, clusters: Clusters, rep_w: F64 | None = None) -> 
         return np.asarray(np.matmul(np.linalg.pinv(xx), xy), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One group's values in stable sorted order with their weights, clusters and
+    cumulative weights: its point quantiles and every replicate's read the same sort."""
+
+    ys: F64
+    ws: F64
+    cs: I64
+    cum: F64
+
+
+def ranked(y: F64, w: F64, cid: I64) -> Ranked | None:
+    """The group's rows of positive weight, sorted once; None when there are none."""
+    keep = w > 0
+    if not keep.any():
+        return None
+    order = np.argsort(y[keep], kind="stable")
+    ws = w[keep][order]
+    return Ranked(y[keep][order], ws, cid[keep][order], np.cumsum(ws))
+
+
+def point_quantiles(r: Ranked | None, qs: tuple[float, ...]) -> list[float | None]:
+    """`weighted_nearest_rank` of the group at each q, from its sort: the same arithmetic
+    (metrics/quantile.py), so the same values."""
+    if r is None:
+        return [None] * len(qs)
+    last = r.ys.size - 1
+    return [float(r.ys[min(int(np.searchsorted(r.cum, q * r.cum[-1], side="left")), last)])
+            for q in qs]
+
+
 def boot_quantiles(y: F64, w: F64, cid: I64, rep_w: F64, qs: tuple[float, ...]) -> F64:
     """R x len(qs) weighted quantiles under each replicate's cluster weights (NaN where a
     replicate leaves the group empty): per replicate, exactly `weighted_nearest_rank`
     of metrics/quantile.py, vectorised so a replicate costs no full sort."""
-    keep = w > 0
+    return replicate_quantiles(ranked(y, w, cid), rep_w, qs)
+
+
+PARALLEL_TAIL = 200_000
+"""Tail rows from which the replicates are cumulated by two threads (numpy's gathers and
+cumulative sums run outside the GIL; each replicate is its own row of the result)."""
+
+
+def replicate_quantiles(r: Ranked | None, rep_w: F64, qs: tuple[float, ...]) -> F64:
+    """`boot_quantiles` of a group already `ranked`."""
     out = np.full((rep_w.shape[0], len(qs)), np.nan)
-    if not keep.any():
+    if r is None:
         return out
-    order = np.argsort(y[keep], kind="stable")
-    ys, ws, cs = y[keep][order], w[keep][order], cid[keep][order]
-    cum = np.cumsum(ws)
+    ys, ws, cs, cum = r.ys, r.ws, r.cs, r.cum
     # Everything below the split is summed per cluster once; a replicate's weight there
     # is one dot product, and only the tail above it is cumulated per replicate.
     split_share = max(0.0, min(qs) - 0.15)
@@ -155,17 +195,26 @@ def boot_quantiles(y: F64, w: F64, cid: I64, rep_w: F64, qs: tuple[float, ...]) 
     total_r = rep_w @ total
     top_y, top_w, top_c = ys[split:], ws[split:], cs[split:]
     targets = np.outer(total_r, np.asarray(qs))
-    for i in range(rep_w.shape[0]):
-        if total_r[i] <= 0:
-            continue
-        if below_r[i] < targets[i].min():
-            cum_r = below_r[i] + np.cumsum(rep_w[i, top_c] * top_w)
-            idx = np.searchsorted(cum_r, targets[i], side="left")
-            out[i] = top_y[np.minimum(idx, top_y.size - 1)]
-        else:  # a rare replicate whose lower part outweighs the split: cumulate it all
-            cum_r = np.cumsum(rep_w[i, cs] * ws)
-            idx = np.searchsorted(cum_r, targets[i], side="left")
-            out[i] = ys[np.minimum(idx, ys.size - 1)]
+
+    def fill(reps: NDArray[np.int64]) -> None:
+        for i in reps:
+            if total_r[i] <= 0:
+                continue
+            if below_r[i] < targets[i].min():
+                cum_r = below_r[i] + np.cumsum(rep_w[i, top_c] * top_w)
+                idx = np.searchsorted(cum_r, targets[i], side="left")
+                out[i] = top_y[np.minimum(idx, top_y.size - 1)]
+            else:  # a rare replicate whose lower part outweighs the split: cumulate all
+                cum_r = np.cumsum(rep_w[i, cs] * ws)
+                idx = np.searchsorted(cum_r, targets[i], side="left")
+                out[i] = ys[np.minimum(idx, ys.size - 1)]
+
+    reps = np.arange(rep_w.shape[0])
+    if top_y.size < PARALLEL_TAIL:
+        fill(reps)
+        return out
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ctdrill-boot") as pool:
+        list(pool.map(fill, np.array_split(reps, 2)))
     return out
 
 

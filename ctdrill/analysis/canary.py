@@ -15,12 +15,17 @@ import fnmatch
 import numpy as np
 from numpy.typing import NDArray
 
-from ctdrill.analysis.bootstrap import boot_means, boot_quantiles, percentile_ci
+from ctdrill.analysis.bootstrap import (
+    boot_means,
+    percentile_ci,
+    point_quantiles,
+    ranked,
+    replicate_quantiles,
+)
 from ctdrill.analysis.data import F64, I64
 from ctdrill.analysis.matching import Pairs
 from ctdrill.analysis.results import CanaryResult, Estimate
 from ctdrill.errors import InvalidInput
-from ctdrill.metrics.quantile import weighted_nearest_rank
 
 CELLS = (("canary", True), ("control", False))
 PERIODS = (("before", False), ("after", True))
@@ -81,18 +86,19 @@ def diff_in_diff(y: F64, treated: NDArray[np.bool_], w: F64, pool: NDArray[np.bo
                 else hi_mean - lo_mean
             boots["cdt_mean"][key] = (boot_means(y[hi], w[hi], cid[hi], rep_w)
                                       - boot_means(y[pc], ps, cid[pc], rep_w))
-            bq_hi = boot_quantiles(y[hi], w[hi], cid[hi], rep_w, (0.95, 0.99))
+            # each group is sorted once for its point quantiles and its replicates'
+            r_hi = ranked(y[hi], w[hi], cid[hi])
+            bq_hi = replicate_quantiles(r_hi, rep_w, (0.95, 0.99))
+            q_his = point_quantiles(r_hi, (0.95, 0.99))
             for i, (m, q) in enumerate((("cdt_p95", 0.95), ("cdt_p99", 0.99))):
-                q_hi = weighted_nearest_rank(y[hi], w[hi], q)
-                q_lo = weighted_nearest_rank(cf[q][psel], ps, q)
+                r_lo = ranked(cf[q][psel], ps, cid[pc])
+                q_hi, q_lo = q_his[i], point_quantiles(r_lo, (q,))[0]
                 points[m][key] = None if q_hi is None or q_lo is None else q_hi - q_lo
-                bq_lo = boot_quantiles(cf[q][psel], ps, cid[pc], rep_w, (q,))[:, 0]
-                boots[m][key] = bq_hi[:, i] - bq_lo
+                boots[m][key] = bq_hi[:, i] - replicate_quantiles(r_lo, rep_w, (q,))[:, 0]
             sel_all = (pool_all == pflag) & (after_all == tflag)
-            ones = np.ones(int(sel_all.sum()))
-            points["is_p95"][key] = weighted_nearest_rank(y_all[sel_all], ones, 0.95)
-            boots["is_p95"][key] = boot_quantiles(y_all[sel_all], ones, cid_all[sel_all],
-                                                  rep_w, (0.95,))[:, 0]
+            r_all = ranked(y_all[sel_all], np.ones(int(sel_all.sum())), cid_all[sel_all])
+            points["is_p95"][key] = point_quantiles(r_all, (0.95,))[0]
+            boots["is_p95"][key] = replicate_quantiles(r_all, rep_w, (0.95,))[:, 0]
     did: dict[str, Estimate] = {}
     for m in metrics:
         point = _did(dict(points[m]))

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from statsmodels.regression.quantile_regression import QuantReg
 
 from ctdrill.analysis.data import F64, I64
-from ctdrill.metrics.quantile import weighted_nearest_rank
+from ctdrill.metrics.quantile import weighted_nearest_rank, weighted_nearest_ranks
 
 
 @dataclass(frozen=True)
@@ -205,11 +205,14 @@ def counterfactual(y: F64, z: F64, control: I64, target_z: F64, slopes: F64) -> 
     return np.asarray(y[control] + (target_z - z[control]) @ slopes, dtype=np.float64)
 
 
-def quantile_gap(y: F64, treated: NDArray[np.bool_], w: F64, q: float) -> float | None:
-    """Weighted q-quantile of high orders minus that of low orders."""
-    hi = weighted_nearest_rank(y[treated], w[treated], q)
-    lo = weighted_nearest_rank(y[~treated], w[~treated], q)
-    return None if hi is None or lo is None else hi - lo
+def quantile_gaps(y: F64, treated: NDArray[np.bool_], w: F64,
+                  qs: tuple[float, ...]) -> list[float | None]:
+    """Weighted q-quantile of high orders minus that of low orders, for each q; one sort
+    per side (`weighted_nearest_ranks`: the same values as one quantile at a time)."""
+    his = weighted_nearest_ranks(y[treated], w[treated], qs)
+    los = weighted_nearest_ranks(y[~treated], w[~treated], qs)
+    return [None if hi is None or lo is None else hi - lo
+            for hi, lo in zip(his, los, strict=True)]
 
 
 def mean_gap(y: F64, treated: NDArray[np.bool_], w: F64) -> float | None:

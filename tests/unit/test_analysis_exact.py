@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ctdrill.analysis.bootstrap import Clusters, cluster_moments, fe_coefficients
+from ctdrill.analysis.bootstrap import (
+    PARALLEL_TAIL,
+    Clusters,
+    cluster_moments,
+    fe_coefficients,
+    point_quantiles,
+    ranked,
+    replicate_quantiles,
+    replicate_weights,
+)
 from ctdrill.analysis.estimate import design, design_from_z, quantreg_fe, tail_slopes
 from ctdrill.analysis.labels import median_rank
 from ctdrill.analysis.matching import nn_weights, standardized
@@ -141,3 +150,22 @@ def test_neighbours_two_cells_at_a_time_on_midpoint_trees_are_the_nearest() -> N
     # pairs come cell by cell in group order, as the one-thread loop made them
     assert (np.diff(group[pairs.anchor]) >= 0).all()
     assert np.array_equal(pairs.target_z, z[pairs.anchor])
+
+
+def test_replicates_of_a_long_tail_in_two_threads_and_points_from_one_sort() -> None:
+    rng = np.random.default_rng(8)
+    n, c = 300_000, 60  # a tail above PARALLEL_TAIL rows: the two-thread path
+    y = rng.standard_t(3, n)
+    w = np.where(rng.random(n) < 0.1, 0.0, rng.uniform(0.1, 3.0, n))
+    cid = rng.integers(0, c, n)
+    rep_w = replicate_weights(3, 6, c)
+    r = ranked(y, w, cid)
+    assert r is not None  # the tail above 0.2 - 0.15 of the weight is cumulated per replicate
+    assert r.ys.size - np.searchsorted(r.cum, 0.05 * r.cum[-1]) >= PARALLEL_TAIL
+    fast = replicate_quantiles(r, rep_w, (0.2, 0.95))
+    for b in range(6):
+        for i, q in enumerate((0.2, 0.95)):
+            assert fast[b, i] == weighted_nearest_rank(y, w * rep_w[b, cid], q)
+    assert point_quantiles(r, (0.5, 0.95)) == [weighted_nearest_rank(y, w, 0.5),
+                                               weighted_nearest_rank(y, w, 0.95)]
+    assert point_quantiles(ranked(y, np.zeros(n), cid), (0.5,)) == [None]
