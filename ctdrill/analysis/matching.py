@@ -155,12 +155,12 @@ def _neighbours(z: F64, t_idx: I64, c_idx: I64, k: int) -> tuple[F64, I64]:
     """The k nearest low orders (indexes into c_idx) of each high order of one cell, and
     their distances, t_idx.size x k.
 
-    The tree is built by sliding midpoint on uncompacted nodes: about half the build
-    time of a median-balanced one, and a k-nearest query is exact either way (same
-    neighbours, same order). Every core queries (workers=-1): each high order's search is
-    independent, so the neighbours and their order are those of one worker."""
+    The tree keeps scipy's default median splits: a sliding-midpoint tree builds in half
+    the time, but where two low orders lie at exactly the same distance the tree's shape
+    decides which one is returned. Every core queries (workers=-1): each high order's
+    search is independent, so the neighbours and their order are those of one worker."""
     kk = min(k, c_idx.size)
-    tree = cKDTree(z[c_idx], balanced_tree=False, compact_nodes=False)
+    tree = cKDTree(z[c_idx])
     dist, nb = tree.query(z[t_idx], k=kk, workers=-1)
     return dist.reshape(t_idx.size, kk), nb.reshape(t_idx.size, kk)
 

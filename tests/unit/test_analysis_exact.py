@@ -137,7 +137,7 @@ def _brute_force_nn(group: np.ndarray, z: np.ndarray, treated: np.ndarray, k: in
     return w
 
 
-def test_neighbours_two_cells_at_a_time_on_midpoint_trees_are_the_nearest() -> None:
+def test_neighbours_found_two_cells_at_a_time_are_the_nearest() -> None:
     rng = np.random.default_rng(5)
     n = 6_000
     group = rng.integers(0, 7, n)
