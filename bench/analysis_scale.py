@@ -278,11 +278,12 @@ chunk by chunk), so 1M x 70 d -> 10M x 70 d is the scaling at a fixed span. The
 `label` is where the engines differ (for DuckDB: each host's samples read from the file,
 which these desks' Parquet files allow without partitioning as they are grouped by host,
 and labelled host by host); reading the log and DuckDB's scan of the timeline happen
-before it, in the wall time only. `tails` and `quantreg` are waits: the four QuantReg
-fits and the replicate weights run in background threads beside `match`, `mean`,
-`outcomes` and `canary` (docs/ANALYSIS.md "Speed without changing the numbers"). The
-1M x 70 d desk has no canary (its five hosts are one desk), the 10M one has (its first
-desk's five hosts).
+before it, in the wall time only. The replicate weights, the naive gaps and the four
+QuantReg fits run in background threads beside `match`, `mean`, `tails`, `outcomes` and
+`canary`: `quantreg` is only the wait for the last fit, and `tails` waits for the two
+tail-slope fits before its own quantiles (docs/ANALYSIS.md "Speed without changing the
+numbers"). The 1M x 70 d desk has no canary (its five hosts are one desk), the 10M one
+has (its first desk's five hosts).
 
 ## What it found
 
