@@ -19,7 +19,7 @@ that the mmap threshold stays fixed rather than adaptive (glibc has no way to re
 from __future__ import annotations
 
 import ctypes
-import platform
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -32,8 +32,13 @@ KEEP_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: 2 GiB, more than any st
 
 
 def _glibc() -> ctypes.CDLL | None:
-    """This process's C library if it is glibc (mallopt and malloc_trim as documented)."""
-    if platform.libc_ver()[0] != "glibc":
+    """This process's C library if it is glibc (mallopt and malloc_trim as documented);
+    asked of the running C library itself, not of the interpreter's file."""
+    try:
+        version = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        return None
+    if not version or not version.startswith("glibc"):
         return None
     try:
         libc = ctypes.CDLL(None)
