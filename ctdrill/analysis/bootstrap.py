@@ -166,20 +166,16 @@ def point_quantiles(r: Ranked | None, qs: tuple[float, ...]) -> list[float | Non
             for q in qs]
 
 
-def boot_quantiles(y: F64, w: F64, cid: I64, rep_w: F64, qs: tuple[float, ...]) -> F64:
-    """R x len(qs) weighted quantiles under each replicate's cluster weights (NaN where a
-    replicate leaves the group empty): per replicate, exactly `weighted_nearest_rank`
-    of metrics/quantile.py, vectorised so a replicate costs no full sort."""
-    return replicate_quantiles(ranked(y, w, cid), rep_w, qs)
-
-
 PARALLEL_TAIL = 200_000
 """Tail rows from which the replicates are cumulated by two threads (numpy's gathers and
 cumulative sums run outside the GIL; each replicate is its own row of the result)."""
 
 
 def replicate_quantiles(r: Ranked | None, rep_w: F64, qs: tuple[float, ...]) -> F64:
-    """`boot_quantiles` of a group already `ranked`."""
+    """R x len(qs) weighted quantiles of a `ranked` group under each replicate's cluster
+    weights (NaN where a replicate leaves the group empty): per replicate, exactly
+    `weighted_nearest_rank` of metrics/quantile.py, vectorised so a replicate costs no
+    full sort."""
     out = np.full((rep_w.shape[0], len(qs)), np.nan)
     if r is None:
         return out

@@ -20,10 +20,12 @@ from ctdrill.analysis import outcomes as outcomes_mod
 from ctdrill.analysis.bootstrap import (
     Clusters,
     block_clusters,
-    boot_quantiles,
     cluster_moments,
     fe_solve,
     percentile_ci,
+    point_quantiles,
+    ranked,
+    replicate_quantiles,
     replicate_weights,
 )
 from ctdrill.analysis.config import Config as Config  # re-exported: the public name
@@ -49,7 +51,6 @@ from ctdrill.analysis.results import (
     Part,
 )
 from ctdrill.errors import InvalidInput
-from ctdrill.metrics.quantile import weighted_nearest_rank, weighted_nearest_ranks
 
 TAIL_GRID = (0.5, 0.75, 0.9, 0.95, 0.975, 0.99, 0.995, 0.999)
 TAIL_QS = (0.95, 0.99)  # the CDT's quantiles
@@ -178,10 +179,19 @@ def _means(s: _Sample, m: Matching, n_hosts: int, clusters: Clusters,
 
 @dataclass(frozen=True)
 class _Tails:
-    """Bias-corrected stand-in outcomes per tail quantile, and the CDT's replicates."""
+    """Bias-corrected stand-in outcomes per tail quantile, the CDT's replicates, and the
+    quantiles of the matched high orders and of their stand-ins at every q the estimates
+    and the tail curve report (read off the sorts the replicates made)."""
 
     cf: dict[float, F64]
     cdt_b: F64
+    high_at: dict[float, float | None]
+    low_at: dict[float, float | None]
+
+
+def _stand_ins_for(q: float) -> float:
+    """Which tail quantile's stand-ins a quantile reads: p95's up to it, p99's above."""
+    return TAIL_QS[0] if q <= TAIL_QS[0] else TAIL_QS[1]
 
 
 @dataclass(frozen=True)
@@ -227,23 +237,24 @@ def _tails(s: _Sample, m: Matching, mf: _Means, slopes: dict[float, Future[F64]]
     pairs, y, cid = m.pairs, s.sub.is_bps, mf.clusters.id
     cf = {q: counterfactual(y, m.z, pairs.control, pairs.target_z, slopes[q].result())
           for q in TAIL_QS}
-    hi_b = boot_quantiles(y[s.treated], m.weight[s.treated], cid[s.treated], mf.rep_w,
-                          TAIL_QS)
-    lo_b = np.column_stack([boot_quantiles(cf[q], pairs.share, cid[pairs.control],
-                                           mf.rep_w, (q,))[:, 0] for q in TAIL_QS])
-    return _Tails(cf, hi_b - lo_b)
+    # one sort per group: the replicates and every point quantile read it
+    high = ranked(y[s.treated], m.weight[s.treated], cid[s.treated])
+    low = {q: ranked(cf[q], pairs.share, cid[pairs.control]) for q in TAIL_QS}
+    hi_b = replicate_quantiles(high, mf.rep_w, TAIL_QS)
+    lo_b = np.column_stack([replicate_quantiles(low[q], mf.rep_w, (q,))[:, 0]
+                            for q in TAIL_QS])
+    every = tuple(sorted({*TAIL_GRID, *TAIL_QS}))
+    return _Tails(cf, hi_b - lo_b, dict(zip(every, point_quantiles(high, every), strict=True)),
+                  {q: point_quantiles(low[_stand_ins_for(q)], (q,))[0] for q in every})
 
 
-def _matched(s: _Sample, m: Matching, mf: _Means, tails: _Tails,
-             cfg: Config) -> dict[str, Estimate]:
+def _matched(mf: _Means, tails: _Tails, cfg: Config) -> dict[str, Estimate]:
     """The headline estimates: mean uplift and CDT p95/p99 on matched orders."""
     method_mean = ("host-FE WLS on matched orders (statsmodels), cluster bootstrap "
                    "percentile CI")
     out = {"mean": _estimate(mf.fit.value, mf.boot_beta[:, 0], cfg.level, method_mean)}
-    highs = weighted_nearest_ranks(s.sub.is_bps[s.treated], m.weight[s.treated], TAIL_QS)
     for i, q in enumerate(TAIL_QS):
-        q_hi = highs[i]
-        q_lo = weighted_nearest_rank(tails.cf[q], m.pairs.share, q)
+        q_hi, q_lo = tails.high_at[q], tails.low_at[q]
         out[f"cdt_p{round(q * 100)}"] = _estimate(
             None if q_hi is None or q_lo is None else q_hi - q_lo, tails.cdt_b[:, i],
             cfg.level, "matched high minus bias-corrected matched low quantile, cluster "
@@ -283,16 +294,11 @@ def _decomposition(mf: _Means, cfg: Config) -> tuple[Part, ...]:
         for i, (name, parent) in enumerate(mf.parts))
 
 
-def _tail_curve(s: _Sample, m: Matching, tails: _Tails) -> dict[str, list[float]]:
-    """Quantiles of high orders and of their matched stand-ins, for the plot."""
-    grid_hi = weighted_nearest_ranks(s.sub.is_bps[s.treated], m.weight[s.treated], TAIL_GRID)
-    # each low point from the stand-ins of its side of p95, one sort per side
-    grid_lo = [*weighted_nearest_ranks(tails.cf[0.95], m.pairs.share,
-                                       [q for q in TAIL_GRID if q <= 0.95]),
-               *weighted_nearest_ranks(tails.cf[0.99], m.pairs.share,
-                                       [q for q in TAIL_GRID if q > 0.95])]
-    return {"q": list(TAIL_GRID), "high": [v or 0.0 for v in grid_hi],
-            "low": [v or 0.0 for v in grid_lo]}
+def _tail_curve(tails: _Tails) -> dict[str, list[float]]:
+    """Quantiles of high orders and of their matched stand-ins, for the plot (each low
+    point from the stand-ins of its side of p95)."""
+    return {"q": list(TAIL_GRID), "high": [tails.high_at[q] or 0.0 for q in TAIL_GRID],
+            "low": [tails.low_at[q] or 0.0 for q in TAIL_GRID]}
 
 
 def _outcomes(orders: OrderLog, timeline: Pressure, s: _Sample, m: Matching, mf: _Means,
@@ -354,13 +360,13 @@ def _analyze(orders: OrderLog, timeline: Pressure, cfg: Config) -> AnalysisResul
                                         mf.clusters, tails.cf, m.pairs, mf.rep_w, cfg)
         with _timed(clock, "quantreg"):
             quantreg, rows = _quantreg(m.weight, fits.quantreg, cfg)
-    matched = _matched(s, m, mf, tails, cfg)
+    matched = _matched(mf, tails, cfg)
     cdt = matched["cdt_p95"]
     return AnalysisResult(
         inputs=_inputs(orders, timeline, s, mf.parts), config=cfg.to_json(),
         labels=s.counts, matching=m, naive=naive.result(), matched=matched, quantreg=quantreg,
         quantreg_rows=rows, parts=_decomposition(mf, cfg),
-        tail_curve=_tail_curve(s, m, tails), verdict=_verdict(cdt, matched["mean"]),
+        tail_curve=_tail_curve(tails), verdict=_verdict(cdt, matched["mean"]),
         attributable=bool(cdt.excludes_zero and (cdt.value or 0) > 0),
         canary=canary_result, timings_s=clock, outcomes=outcomes)
 

@@ -11,8 +11,9 @@ import statsmodels.api as sm
 
 from ctdrill.analysis.bootstrap import (
     Clusters,
-    boot_quantiles,
     fe_coefficients,
+    ranked,
+    replicate_quantiles,
     replicate_weights,
 )
 from ctdrill.analysis.data import OrderLog, Timeline
@@ -167,7 +168,7 @@ def test_bootstrap_quantiles_match_brute_force() -> None:
     w = rng.uniform(0.1, 3.0, n)
     cid = rng.integers(0, c, n)
     rep_w = replicate_weights(2, 30, c)
-    fast = boot_quantiles(y, w, cid, rep_w, (0.95, 0.99))
+    fast = replicate_quantiles(ranked(y, w, cid), rep_w, (0.95, 0.99))
     for b in range(30):
         for i, q in enumerate((0.95, 0.99)):
             assert fast[b, i] == weighted_nearest_rank(y, w * rep_w[b, cid], q)

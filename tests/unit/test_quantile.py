@@ -11,7 +11,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ctdrill.analysis.bootstrap import boot_quantiles, percentile_ci
+from ctdrill.analysis.bootstrap import percentile_ci, ranked, replicate_quantiles
 from ctdrill.analysis.matching import quantile_bins
 from ctdrill.engine.judge import statistic
 from ctdrill.metrics.quantile import nearest_rank, weighted_nearest_rank
@@ -64,7 +64,8 @@ def former_call_sites_p95(values: list[float]) -> dict[str, float | None]:
     probe = window(msgs, 0.0, 10.0, DRIFT, 1.0, 0.01).dwell_ms["p95"]
     y = np.asarray([m.dwell * 1000 for m in msgs if m.dwell is not None], dtype=np.float64)
     ones = np.ones_like(y)
-    boot = boot_quantiles(y, ones, np.zeros(y.size, dtype=np.int64), np.ones((1, 1)), (0.95,))
+    boot = replicate_quantiles(ranked(y, ones, np.zeros(y.size, dtype=np.int64)),
+                               np.ones((1, 1)), (0.95,))
     reps = np.resize(y, max(20, y.size))  # percentile_ci needs 20 replicates
     ci = percentile_ci(reps, level=0.90)  # its upper bound is the 0.95 quantile
     return {
