@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ctdrill.analysis.data import F64, I64
-from ctdrill.metrics.quantile import nearest_rank
+from ctdrill.metrics.quantile import nearest_rank, ranks_of_sorted
 
 
 @dataclass(frozen=True)
@@ -159,11 +159,7 @@ def ranked(y: F64, w: F64, cid: I64) -> Ranked | None:
 def point_quantiles(r: Ranked | None, qs: tuple[float, ...]) -> list[float | None]:
     """`weighted_nearest_rank` of the group at each q, from its sort: the same arithmetic
     (metrics/quantile.py), so the same values."""
-    if r is None:
-        return [None] * len(qs)
-    last = r.ys.size - 1
-    return [float(r.ys[min(int(np.searchsorted(r.cum, q * r.cum[-1], side="left")), last)])
-            for q in qs]
+    return [None] * len(qs) if r is None else ranks_of_sorted(r.ys, r.cum, qs)
 
 
 PARALLEL_TAIL = 200_000

@@ -25,7 +25,6 @@ from contextlib import contextmanager
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-M_ARENA_MAX = -8
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 DEFAULT_MMAP_MAX = 65536
 KEEP_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int: 2 GiB, more than any stage frees

@@ -48,6 +48,12 @@ def weighted_nearest_ranks(y: NDArray[np.float64], w: NDArray[np.float64],
     if not np.any(keep):
         return [None] * len(qs)
     order = np.argsort(y[keep], kind="stable")
-    ys, cum = y[keep][order], np.cumsum(w[keep][order])
+    return ranks_of_sorted(y[keep][order], np.cumsum(w[keep][order]), qs)
+
+
+def ranks_of_sorted(ys: NDArray[np.float64], cum: NDArray[np.float64],
+                    qs: Sequence[float]) -> list[float | None]:
+    """The nearest-rank step itself, on values already sorted with their cumulative
+    weights: the smallest value whose cumulative weight reaches q of the total."""
     return [float(ys[min(int(np.searchsorted(cum, q * cum[-1], side="left")), len(ys) - 1)])
             for q in qs]
